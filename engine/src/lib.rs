@@ -1,3 +1,10 @@
 //! The load engine: plan, shards, reactors, metrics and reports around a sans-IO protocol core.
 
+pub mod cli;
+pub mod layout;
+pub mod metrics;
+pub mod plan;
 pub mod proto;
+pub mod reactor;
+pub mod source_ips;
+pub mod target;

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How a target is spoken to; picked by the URL scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Transport {
     /// `tcp://host:port`: newline-delimited JSON-RPC.
@@ -31,7 +31,7 @@ pub enum Transport {
 }
 
 /// One destination, resolved before the run starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub transport: Transport,
     pub addr: SocketAddr,
@@ -44,7 +44,7 @@ pub struct Target {
 }
 
 /// What each session does once initialized.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Scenario {
     /// JSON-RPC `ping`.
     Ping,
@@ -59,7 +59,7 @@ pub enum Scenario {
 }
 
 /// Who decides when a session sends its next request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Pacing {
     /// Closed model: the next request goes `interval` after the previous reply.
     Closed { interval: Duration },
