@@ -18,6 +18,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod http;
+mod idents;
+mod json;
+mod mcp;
+mod session;
+mod sse;
+mod state;
+mod ws;
+
+#[cfg(test)]
+mod tests;
+
+pub use session::Session;
+
 /// How a target is spoken to; picked by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
