@@ -314,6 +314,11 @@ impl ResponseReader {
         self.buf.len()
     }
 
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Feeds received bytes; calls the handler for each head, message and end.
     pub fn feed<H: Handler>(
         &mut self,

@@ -11,6 +11,10 @@
 //!    [`Action::Close`] means close the socket: the session is finished;
 //! 4. re-arm the session's timer at `next_deadline()`.
 //!
+//! While `action()` is [`Action::Connect`], `next_deadline()` is the earliest time to connect
+//! (reconnect backoff); `None` means now. Calling `on_timer` at that deadline clears it.
+//! Policies (reconnect, backoff, handshake retries, shutdown) are listed on [`Session`].
+//!
 //! Memory: a session owns no buffer while it waits; the only bytes it keeps are a partially
 //! received message (capped by [`Context::max_message`]) and small identifiers (HTTP session id,
 //! sticky cookie, replica id).
@@ -187,17 +191,23 @@ pub enum Event {
     /// The replica answering this session changed (first reply, or a balancer moved it): read
     /// [`Session::replica`] now.
     ReplicaChanged,
-    /// A failure not tied to one request's outcome (connect failure, protocol violation, lost
-    /// connection, failed initialize, ...).
+    /// A failure not tied to one request's outcome (connect failure, protocol violation or I/O
+    /// error with nothing in flight, failed initialize, failed DELETE or close, ...). When a
+    /// session gives up, its last event is an `Error`.
     Error(ErrorKind),
     /// The session's MCP session ended on the server (404) and a new `initialize` follows.
     Reinitializing,
-    /// The connection was lost or closed by the peer; a reconnect follows (HTTP keeps its
-    /// MCP session id; TCP and WebSocket start a new MCP session).
+    /// An established connection (one that produced `Connected`) was lost, closed by the
+    /// peer, or dropped after a timeout or protocol error; a reconnect follows (HTTP keeps its
+    /// MCP session id; TCP and WebSocket start a new MCP session). Not sent for failed
+    /// connects (those are `Error`s) nor during shutdown.
     Reconnecting,
-    /// An open-model send could not go at its intended time because a request was in flight.
+    /// An open-model send could not go at its intended time because a request was in flight
+    /// (or the session was not ready); it goes as soon as it can, its latency counted from
+    /// the intended time.
     Late,
-    /// The session finished its clean close (DELETE answered, WebSocket close echoed, ...).
+    /// The session finished its clean close (DELETE answered, WebSocket close echoed, TCP
+    /// closed, or nothing was open to close).
     Closed,
 }
 

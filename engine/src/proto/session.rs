@@ -238,6 +238,17 @@ impl Session {
         }
     }
 
+    /// Heap bytes the receive side holds (the wire decoders free theirs once a unit is
+    /// consumed, which their own tests check; their `buffered` stands in for capacity).
+    #[cfg(test)]
+    pub fn rx_heap(&self) -> usize {
+        match &self.rx {
+            Rx::Http(reader) => reader.capacity(),
+            Rx::Upgrade { head, .. } => head.capacity(),
+            _ => self.buffered(),
+        }
+    }
+
     /// Drops receive state that outlived its connection and recomputes the deadline.
     fn settle(&mut self, cx: &Context) {
         if !matches!(self.core.phase, Phase::Upgrading | Phase::Open) {

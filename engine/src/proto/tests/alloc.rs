@@ -85,6 +85,26 @@ fn steady_allocations(h: &mut Harness, first_id: u64, reply: impl Fn(u64) -> Vec
 }
 
 #[test]
+fn a_reply_split_over_reads_is_kept_then_freed() {
+    let mut h = Harness::new(context(Transport::Http, Scenario::Ping, closed(0)));
+    h.connect();
+    h.sent();
+    let reply = sse_chunked(
+        &[("Mcp-Session-Id", "s")],
+        &sse_event(&init_result(0, "r")),
+        7,
+    );
+    let (a, b) = reply.split_at(reply.len() / 2);
+    h.feed(a);
+    assert!(h.s.rx_heap() > 0);
+    h.feed(b);
+    assert_eq!(h.s.rx_heap(), 0);
+    assert!(h.events().contains(&Event::Initialized {
+        took: std::time::Duration::ZERO
+    }));
+}
+
+#[test]
 fn tcp_steady_state_allocates_nothing() {
     let mut h = Harness::new(context(Transport::Tcp, Scenario::ToolsList, closed(0)));
     h.connect();
@@ -154,5 +174,5 @@ fn http_steady_state_allocates_nothing_for_json_and_sse_replies() {
         }
     });
     assert_eq!(n, 0, "unchanged identifiers are not rewritten");
-    assert_eq!(h.s.buffered(), 0);
+    assert_eq!(h.s.rx_heap(), 0, "an idle session owns no receive buffer");
 }
