@@ -1,4 +1,7 @@
-fn main() {
-    eprintln!("replica: not built yet");
-    std::process::exit(1);
+//! `replica`: see the library docs and `replica --help`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    replica::run_cli(std::env::args_os())
 }
