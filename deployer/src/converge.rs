@@ -57,6 +57,9 @@ impl Progress<'_> {
                     "{} {}/{} running, {} healthy",
                     s.name, s.running, s.desired, s.healthy
                 );
+                if s.outdated > 0 {
+                    part.push_str(&format!(", {} on the previous spec", s.outdated));
+                }
                 if let Some(state) = &s.update_state
                     && state != "completed"
                 {

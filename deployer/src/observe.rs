@@ -19,6 +19,8 @@ pub struct ServiceState {
     pub desired: u64,
     pub running: u64,
     pub healthy: u64,
+    /// Running tasks still on a previous spec (a rolling update or rollback is under way).
+    pub outdated: u64,
     /// Tasks meant to run that are not running yet, with the Engine's word on why.
     pub waiting: Vec<TaskProblem>,
     /// Tasks that failed or were rejected (newest first).
@@ -169,10 +171,15 @@ pub async fn observe(
         }
     };
 
+    let wanted_spec = spec.task_template.as_ref().map(comparable);
     let mut running_tasks = Vec::new();
     let mut waiting = Vec::new();
+    let mut outdated = 0;
     for t in &current {
         if t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING) {
+            if t.spec.as_ref().map(comparable) != wanted_spec {
+                outdated += 1;
+            }
             running_tasks.push(RunningTask {
                 task_id: t.id.clone().unwrap_or_default(),
                 slot: t.slot,
@@ -215,6 +222,7 @@ pub async fn observe(
         desired,
         running: running_tasks.len() as u64,
         healthy,
+        outdated,
         waiting,
         failed: failed_tasks.into_iter().map(problem).collect(),
         update_state: update
@@ -225,6 +233,42 @@ pub async fn observe(
         update_started_at: update.started_at.map(|d| format!("{d:?}")),
         running_tasks,
     }))
+}
+
+/// A task spec in a form that compares equal to the service's task template when they are the
+/// same: the Engine fills empty defaults (`Placement: {}`, `Runtime: "container"`) on one side only.
+fn comparable(spec: &bollard::models::TaskSpec) -> String {
+    let mut value = serde_json::to_value(spec).unwrap_or_default();
+    if let Some(map) = value.as_object_mut()
+        && map.get("Runtime").and_then(|r| r.as_str()) == Some("container")
+    {
+        map.remove("Runtime");
+    }
+    crate::plan::canonical_json(&prune_empty(value))
+}
+
+fn prune_empty(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, prune_empty(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(prune_empty).collect()),
+        other => other,
+    }
+}
+
+fn is_empty(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(m) => m.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::String(s) => s.is_empty(),
+        _ => false,
+    }
 }
 
 /// A running task counts as healthy when its container reports `healthy` or has no healthcheck.

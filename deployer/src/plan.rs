@@ -577,7 +577,7 @@ fn spec_hash(spec: &ServiceSpec) -> String {
     short_hash(canonical_json(&value).as_bytes(), 16)
 }
 
-fn canonical_json(value: &serde_json::Value) -> String {
+pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Object(map) => {
             let sorted: BTreeMap<&String, String> =
