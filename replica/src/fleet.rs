@@ -222,6 +222,11 @@ impl Fleet {
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe calls.
         unsafe {
             cmd.pre_exec(move || {
+                // Children inherit the signal mask; a parent that blocks SIGTERM to wait for it
+                // would otherwise leave them deaf to both the death signal and our stop.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -459,7 +464,7 @@ pub fn run_until_signal(spec: FleetSpec, ready_timeout: Duration) -> Result<(), 
 
 fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: sigset manipulation on a local set; pthread_sigmask on the calling thread. Children
-    // start with an empty mask (std resets it before exec).
+    // get an empty mask again before exec (see `Fleet::spawn`).
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
