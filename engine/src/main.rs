@@ -1,4 +1,29 @@
-fn main() {
-    eprintln!("engine: not built yet");
-    std::process::exit(1);
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    match args.nth(1).as_deref().and_then(|a| a.to_str()) {
+        Some(engine::shard::SHARD_SUBCOMMAND) => return engine::shard::shard_main(),
+        Some(engine::fleet::REPLICA_SUBCOMMAND) => {
+            return replica::run_cli(std::iter::once("replica".into()).chain(args));
+        }
+        _ => {}
+    }
+    let cli = engine::cli::Cli::parse();
+    match engine::run::run(&cli) {
+        Ok(engine::run::Outcome::Preflight { refused: true }) => {
+            eprintln!("engine: preflight refused this plan (see the table above)");
+            ExitCode::from(2)
+        }
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

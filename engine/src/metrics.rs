@@ -105,6 +105,8 @@ pub struct Counters {
     pub requests_failed: u64,
     /// Open-model sends that could not go at their intended time.
     pub late: u64,
+    /// Open-model sends that found no open session to carry them.
+    pub dropped: u64,
     /// Sessions whose clean close completed.
     pub closed_clean: u64,
 }
@@ -125,6 +127,7 @@ impl Counters {
         self.requests_ok += o.requests_ok;
         self.requests_failed += o.requests_failed;
         self.late += o.late;
+        self.dropped += o.dropped;
         self.closed_clean += o.closed_clean;
     }
 }
@@ -155,8 +158,13 @@ pub struct Snapshot {
     pub replicas: BTreeMap<String, ReplicaTally>,
     pub delta: Histos,
     pub process: Option<ProcessStats>,
-    /// Longest the worker's loop went without polling I/O during this interval.
+    /// How late the worker ran its most overdue timer during this interval.
     pub max_loop_lag_us: u64,
+    /// CPU time the worker thread has used so far.
+    pub thread_cpu_us: u64,
+    /// Counters as they stood when the hold began and when it ended (for hold-phase rates).
+    pub at_hold_start: Option<Counters>,
+    pub at_hold_end: Option<Counters>,
 }
 
 /// The live measurements of one worker.
@@ -169,6 +177,8 @@ pub struct WorkerMetrics {
     replica_index: HashMap<String, u16>,
     replica_tallies: Vec<ReplicaTally>,
     pub max_loop_lag_us: u64,
+    pub at_hold_start: Option<Counters>,
+    pub at_hold_end: Option<Counters>,
 }
 
 /// Index of a replica in a worker's tallies; `UNKNOWN_REPLICA` until one is seen.
@@ -241,11 +251,25 @@ impl WorkerMetrics {
             delta: self.histos.clone(),
             process: None,
             max_loop_lag_us: self.max_loop_lag_us,
+            thread_cpu_us: thread_cpu_us(),
+            at_hold_start: self.at_hold_start,
+            at_hold_end: self.at_hold_end,
         };
         self.histos.reset();
         self.max_loop_lag_us = 0;
         snap
     }
+}
+
+/// CPU time of the calling thread.
+pub fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 /// Latency figures of one histogram, as summary.json reports them (microseconds).
