@@ -107,3 +107,25 @@ pub async fn replace_service_spec(
         .engine(|| format!("{what} {name}"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_errors_become_unreachable_or_permission_denied() {
+        let denied = bollard::errors::Error::IOError {
+            err: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(matches!(
+            classify("unix:///var/run/docker.sock", denied),
+            DeployError::PermissionDenied { .. }
+        ));
+        let refused = bollard::errors::Error::IOError {
+            err: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let err = classify("unix:///x.sock", refused);
+        assert!(matches!(err, DeployError::Unreachable { .. }));
+        assert!(err.to_string().contains("DOCKER_HOST"), "{err}");
+    }
+}

@@ -24,6 +24,9 @@ pub enum DeployError {
         source: bollard::errors::Error,
     },
 
+    #[error("swarm: {0}")]
+    Swarm(String),
+
     #[error("stack `{stack}`: {message}")]
     Invalid { stack: String, message: String },
 

@@ -182,9 +182,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         .await;
     }
 
+    if let Command::Image(ImageCommand::Replica { binary, tag }) = cli.command {
+        let binary = image::locate_replica_binary(binary.as_deref())?;
+        let docker = engine::connect().await?;
+        let built = image::build_replica_image(&docker, &binary, &tag, &say)
+            .await
+            .with_context(|| format!("building {tag}"))?;
+        println!("{} {}", built.tag, built.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+
     let docker = engine::connect().await?;
     match cli.command {
-        Command::Up { .. } => unreachable!("handled above"),
         Command::Status { json } => {
             let states = status::status(&docker, stack).await?;
             if json {
@@ -264,13 +273,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 report.elapsed_s
             );
         }
-        Command::Image(ImageCommand::Replica { binary, tag }) => {
-            let binary = image::locate_replica_binary(binary.as_deref())?;
-            let built = image::build_replica_image(&docker, &binary, &tag, &say)
-                .await
-                .with_context(|| format!("building {tag}"))?;
-            println!("{} {}", built.tag, built.id);
-        }
+        Command::Up { .. } | Command::Image(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,11 @@ use crate::error::{DeployError, Result};
 /// The label holding the hash of the spec the deployer last applied to a service.
 pub const SPEC_HASH_LABEL: &str = "io.mcp-load.deployer.spec-hash";
 
+/// The label keeping a copy of the service's healthcheck. bollard (0.21) names the ContainerSpec
+/// field `HealthCheck` while the Engine answers `Healthcheck`, so a spec read back from the Engine
+/// has lost its healthcheck; `scale` restores it from here instead of silently dropping it.
+pub const HEALTHCHECK_LABEL: &str = "io.mcp-load.deployer.healthcheck";
+
 #[derive(Debug, Clone)]
 pub struct StackPlan {
     pub stack: String,
@@ -295,6 +300,12 @@ fn service_plan(
     }
     let replicas = (mode == DeployMode::Replicated).then(|| deploy.replicas.unwrap_or(1));
 
+    let spec_container_health = svc
+        .healthcheck
+        .as_ref()
+        .map(health_config)
+        .transpose()
+        .map_err(|m| format!("{}: {m}", here("healthcheck.test")))?;
     let container = TaskSpecContainerSpec {
         image: Some(image.clone()),
         labels: Some(labels_with_namespace(stack, &svc.labels.0)),
@@ -323,12 +334,7 @@ fn service_plan(
                 .collect()
         }),
         stop_grace_period: svc.stop_grace_period.map(|d| d.0),
-        health_check: svc
-            .healthcheck
-            .as_ref()
-            .map(health_config)
-            .transpose()
-            .map_err(|m| format!("{}: {m}", here("healthcheck.test")))?,
+        health_check: spec_container_health.clone(),
         secrets: (!svc.secrets.is_empty()).then(|| {
             svc.secrets
                 .iter()
@@ -450,6 +456,9 @@ fn service_plan(
     }
 
     let mut labels = labels_with_namespace(stack, &deploy.labels.0);
+    if let Some(health) = container_health(&spec_container_health) {
+        labels.insert(HEALTHCHECK_LABEL.to_string(), health);
+    }
     let mut spec = ServiceSpec {
         name: Some(scoped(stack, key)),
         labels: None,
@@ -502,6 +511,30 @@ fn service_plan(
         spec_hash,
         replicas,
     })
+}
+
+fn container_health(health: &Option<HealthConfig>) -> Option<String> {
+    health
+        .as_ref()
+        .map(|h| serde_json::to_string(h).expect("a health config serializes"))
+}
+
+/// Puts back the healthcheck a spec read from the Engine lost (see [`HEALTHCHECK_LABEL`]).
+pub fn restore_healthcheck(spec: &mut ServiceSpec) {
+    let saved = spec
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(HEALTHCHECK_LABEL))
+        .and_then(|json| serde_json::from_str::<HealthConfig>(json).ok());
+    if let (Some(saved), Some(container)) = (
+        saved,
+        spec.task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut()),
+    ) && container.health_check.is_none()
+    {
+        container.health_check = Some(saved);
+    }
 }
 
 fn health_config(h: &model::Healthcheck) -> std::result::Result<HealthConfig, String> {
@@ -678,6 +711,46 @@ configs:
             .map(|n| n.request.name.as_str())
             .collect();
         assert_eq!(names, vec!["demo_default", "demo_mcp"]);
+    }
+
+    #[test]
+    fn healthcheck_lost_in_a_round_trip_is_restored_from_its_label() {
+        let yaml = STACK.replace(
+            "    configs: [prom]\n",
+            "    configs: [prom]\n    healthcheck: {test: [CMD, /replica, probe, 'http://127.0.0.1:8080/health'], interval: 2s}\n",
+        );
+        let plan = plan_of(&yaml, None).unwrap();
+        let web = plan.services.iter().find(|s| s.key == "web").unwrap();
+        let wanted = web
+            .spec
+            .task_template
+            .as_ref()
+            .unwrap()
+            .container_spec
+            .as_ref()
+            .unwrap()
+            .health_check
+            .clone();
+        assert_eq!(wanted.as_ref().unwrap().interval, Some(2_000_000_000));
+        let mut read_back = web.spec.clone();
+        read_back
+            .task_template
+            .as_mut()
+            .unwrap()
+            .container_spec
+            .as_mut()
+            .unwrap()
+            .health_check = None;
+        restore_healthcheck(&mut read_back);
+        assert_eq!(
+            read_back
+                .task_template
+                .unwrap()
+                .container_spec
+                .unwrap()
+                .health_check,
+            wanted
+        );
     }
 
     #[test]

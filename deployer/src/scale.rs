@@ -9,6 +9,7 @@ use crate::converge::{Outcome, Progress, Watch, wait_converged};
 use crate::engine::replace_service_spec;
 use crate::error::{DeployError, Result};
 use crate::observe::inspect_service;
+use crate::plan::restore_healthcheck;
 use crate::status::resolve_service;
 
 pub async fn scale(
@@ -41,6 +42,7 @@ pub async fn scale(
             ),
         });
     }
+    restore_healthcheck(&mut spec);
     spec.mode = Some(ServiceSpecMode {
         replicated: Some(ServiceSpecModeReplicated {
             replicas: Some(replicas as i64),

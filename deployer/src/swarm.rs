@@ -74,9 +74,10 @@ pub fn detect_advertise_addr() -> Result<Ipv4Addr> {
             })
         })
         .map(|(_, ip)| *ip)
-        .ok_or_else(|| DeployError::Invalid {
-            stack: String::new(),
-            message: "no IPv4 address to advertise the swarm on; pass --advertise-addr".into(),
+        .ok_or_else(|| {
+            DeployError::Swarm(
+                "no IPv4 address to advertise the swarm on; pass --advertise-addr".into(),
+            )
         })
 }
 

@@ -264,8 +264,10 @@ fn swarm_stack_lifecycle() {
         "a second up changed service versions"
     );
 
-    // scale 12 -> 16 -> 8 (-> 12 again for what follows), each converging.
+    // scale 12 -> 16 -> 8 (-> 12 again for what follows), each converging. Scaling adds or
+    // removes tasks only: the ones already running stay (no rolling restart).
     for n in [16, 8, REPLICAS] {
+        let before = running_task_ids(&erlmcp);
         let out = deployer(
             &ws,
             &stack,
@@ -276,6 +278,13 @@ fn swarm_stack_lifecycle() {
         eprintln!("scale to {n}: {}", last_line(&out.stdout));
         assert_whole(&ws, &stack, &erlmcp, n);
         assert_eq!(running_in_stack_ps(&stack, &erlmcp), n);
+        let after = running_task_ids(&erlmcp);
+        let kept = before.intersection(&after).count();
+        assert_eq!(
+            kept,
+            before.len().min(n),
+            "scaling to {n} restarted running tasks"
+        );
     }
 
     // failover: 3 replicas killed, recovery measured, back to 12 healthy.
@@ -508,6 +517,20 @@ fn running_in_stack_ps(stack: &str, service: &str) -> usize {
     ps.lines()
         .filter(|l| l.starts_with(&format!("{service}.")) && l.contains(" Running "))
         .count()
+}
+
+fn running_task_ids(service: &str) -> BTreeSet<String> {
+    docker_cli(&[
+        "service",
+        "ps",
+        service,
+        "-q",
+        "--filter",
+        "desired-state=running",
+    ])
+    .lines()
+    .map(String::from)
+    .collect()
 }
 
 fn service_status(ws: &Path, stack: &str, service: &str) -> Value {

@@ -1,0 +1,97 @@
+//! The binary's answers to bad input and to a missing engine: one line that names the problem.
+
+use std::process::{Command, Output};
+
+fn deployer(args: &[&str], docker_host: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(args)
+        .env("DOCKER_HOST", docker_host)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap()
+}
+
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "expected one line, got:\n{err}");
+    assert!(err.starts_with("deployer: "), "{err}");
+    err
+}
+
+const NO_ENGINE: &str = "unix:///nonexistent/docker.sock";
+
+#[test]
+fn unreachable_engine_is_one_clear_line() {
+    let err = one_line_error(&deployer(&["status"], NO_ENGINE));
+    assert!(
+        err.contains("cannot reach the Docker engine at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
+    assert!(err.contains("start dockerd or point DOCKER_HOST"), "{err}");
+}
+
+#[test]
+fn stack_file_errors_name_file_service_and_field_before_any_engine_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yml");
+    std::fs::write(
+        &file,
+        "services:\n  erlmcp:\n    image: x\n    deploy:\n      replicas: 2\n      placment: {}\n",
+    )
+    .unwrap();
+    let err = one_line_error(&deployer(
+        &["up", "--file", file.to_str().unwrap()],
+        NO_ENGINE,
+    ));
+    assert!(err.contains("bad.yml"), "{err}");
+    assert!(err.contains("service `erlmcp`"), "{err}");
+    assert!(err.contains("unknown field `placment`"), "{err}");
+    assert!(
+        !err.contains("Docker engine"),
+        "the file is checked first: {err}"
+    );
+}
+
+#[test]
+fn unset_variable_and_unknown_service_selection_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yml");
+    std::fs::write(
+        &file,
+        "services:\n  web:\n    image: ${WEB_IMAGE_NOT_SET_ANYWHERE}\n",
+    )
+    .unwrap();
+    let err = one_line_error(&deployer(
+        &["up", "--file", file.to_str().unwrap()],
+        NO_ENGINE,
+    ));
+    assert!(
+        err.contains("WEB_IMAGE_NOT_SET_ANYWHERE is not set") && err.contains("service `web`"),
+        "{err}"
+    );
+
+    let err = one_line_error(&deployer(
+        &[
+            "up",
+            "--override",
+            "stack/replica.override.yml",
+            "--services",
+            "erlmcp,nginx",
+        ],
+        NO_ENGINE,
+    ));
+    assert!(
+        err.contains("`nginx`") && err.contains("erlmcp, grafana, prometheus, traefik"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_replica_binary_says_how_to_build_it() {
+    let err = one_line_error(&deployer(
+        &["image", "replica", "--binary", "/nonexistent/replica"],
+        NO_ENGINE,
+    ));
+    assert!(err.contains("cargo build -p replica --release"), "{err}");
+}
