@@ -11,6 +11,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd as _;
+
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
@@ -150,7 +153,7 @@ impl Conn {
 
     fn on_readable(&mut self, stream: &TcpStream, w: &Worker, now: Instant) -> Result<Flow, Gone> {
         let mut input = w.input.borrow_mut();
-        match stream.try_read(&mut input) {
+        match read_once(stream, &mut input) {
             Ok(0) => Ok(self.proto.on_eof()),
             Ok(n) => self.with_io(stream, w, now, |proto, io| proto.on_bytes(&input[..n], io)),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(Flow::Continue),
@@ -209,6 +212,31 @@ impl Conn {
             self.stalled_since = Some(now);
         }
         Ok(())
+    }
+}
+
+/// One read. A read that does not fill `buf` drained the socket, so it also clears the
+/// readiness tokio holds for it (as `WouldBlock` would), saving the extra `read` that would only
+/// say `EAGAIN`. Safe with tokio's edge-triggered epoll: data arriving later queues a new event,
+/// and tokio ignores a clear when a newer event was seen since.
+fn read_once(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    let res = stream.try_io(Interest::READABLE, || {
+        // SAFETY: reads at most buf.len() bytes into buf from a socket this stream owns.
+        let n = unsafe { libc::read(stream.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        got = n as usize;
+        if got > 0 && got < buf.len() {
+            Err(ErrorKind::WouldBlock.into())
+        } else {
+            Ok(got)
+        }
+    });
+    match res {
+        Err(e) if e.kind() == ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
     }
 }
 
