@@ -19,8 +19,10 @@ use replica::fleet::{Fleet, FleetSpec};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"idle-memory","version":"1"}}}"#;
-const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+mod support;
+use support::{
+    INIT, INITIALIZED, WS_UPGRADE, header, http_end, http_post, line_end, ws_end, ws_frame,
+};
 
 struct Args {
     conns: usize,
@@ -114,59 +116,9 @@ fn read_reply(s: &mut TcpStream, done: impl Fn(&[u8]) -> Option<usize>) -> Res<V
     }
 }
 
-fn line_end(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n').map(|i| i + 1)
-}
-
-/// Length of a complete HTTP response (head + content-length body) at the start of `b`.
-fn http_end(b: &[u8]) -> Option<usize> {
-    let mut headers = [httparse::EMPTY_HEADER; 16];
-    let mut r = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(n) = r.parse(b).ok()? else {
-        return None;
-    };
-    let len: usize = r
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-        .unwrap_or(0);
-    (b.len() >= n + len).then_some(n + len)
-}
-
-fn header<'a>(response: &'a [u8], name: &str) -> Option<&'a str> {
-    let text = std::str::from_utf8(response).ok()?;
-    text.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 fn post(s: &mut TcpStream, body: &str, session: Option<&str>) -> Res<Vec<u8>> {
-    let sid = session.map_or(String::new(), |id| format!("Mcp-Session-Id: {id}\r\n"));
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{sid}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
+    s.write_all(&http_post(body, session))?;
     read_reply(s, http_end)
-}
-
-fn ws_frame(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    wire::ws::encode_frame(
-        &mut out,
-        wire::ws::Opcode::Text,
-        text.as_bytes(),
-        Some([7, 7, 7, 7]),
-    );
-    out
-}
-
-fn ws_frame_end(b: &[u8]) -> Option<usize> {
-    let h = wire::ws::decode_header(b).ok()??;
-    let end = h.header_len + h.payload_len as usize;
-    (b.len() >= end).then_some(end)
 }
 
 /// One connection holding an initialized session.
@@ -197,16 +149,13 @@ fn open(transport: &str, tcp: SocketAddr, http: SocketAddr) -> Res<TcpStream> {
             }
         }
         "ws" => {
-            s.write_all(
-                b"GET /mcp/ws HTTP/1.1\r\nHost: r\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )?;
+            s.write_all(WS_UPGRADE)?;
             let head = read_reply(&mut s, http_end)?;
             if !head.starts_with(b"HTTP/1.1 101") {
                 return Err("the WebSocket upgrade was refused".into());
             }
             s.write_all(&ws_frame(INIT))?;
-            read_reply(&mut s, ws_frame_end)?;
+            read_reply(&mut s, ws_end)?;
             s.write_all(&ws_frame(INITIALIZED))?;
         }
         other => return Err(format!("unknown transport {other} (tcp, http, ws)").into()),

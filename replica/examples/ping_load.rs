@@ -18,9 +18,10 @@ use tokio::net::TcpStream;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"ping-load","version":"1"}}}"#;
-const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-const PING: &str = r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#;
+mod support;
+use support::{
+    INIT, INITIALIZED, PING, WS_UPGRADE, header, http_end, http_post, line_end, ws_end, ws_frame,
+};
 
 #[derive(Clone)]
 struct Args {
@@ -80,53 +81,6 @@ impl Conn {
     }
 }
 
-fn line_end(b: &[u8]) -> Option<usize> {
-    memchr::memchr(b'\n', b).map(|i| i + 1)
-}
-
-fn http_end(b: &[u8]) -> Option<usize> {
-    let mut headers = [httparse::EMPTY_HEADER; 16];
-    let mut r = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(n) = r.parse(b).ok()? else {
-        return None;
-    };
-    let len: usize = r
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-        .unwrap_or(0);
-    (b.len() >= n + len).then_some(n + len)
-}
-
-fn ws_end(b: &[u8]) -> Option<usize> {
-    let h = wire::ws::decode_header(b).ok()??;
-    let end = h.header_len + h.payload_len as usize;
-    (b.len() >= end).then_some(end)
-}
-
-fn ws_frame(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    wire::ws::encode_frame(
-        &mut out,
-        wire::ws::Opcode::Text,
-        text.as_bytes(),
-        Some([9, 8, 7, 6]),
-    );
-    out
-}
-
-fn http_post(body: &str, session: Option<&str>) -> Vec<u8> {
-    let sid = session.map_or(String::new(), |id| {
-        format!("Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: 2025-11-25\r\n")
-    });
-    format!(
-        "POST /mcp HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{sid}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 /// Opens a session; returns the connection, the bytes of one ping and how replies end.
 async fn open(a: &Args) -> Res<(Conn, Vec<u8>, fn(&[u8]) -> Option<usize>)> {
     let s = TcpStream::connect(a.addr).await?;
@@ -142,23 +96,15 @@ async fn open(a: &Args) -> Res<(Conn, Vec<u8>, fn(&[u8]) -> Option<usize>)> {
         "http" => {
             c.s.write_all(&http_post(INIT, None)).await?;
             let reply = c.next(http_end).await?;
-            let text = String::from_utf8_lossy(&reply);
-            let sid = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Mcp-Session-Id: "))
+            let sid = header(&reply, "mcp-session-id")
                 .ok_or("initialize minted no session")?
-                .trim()
                 .to_string();
             c.s.write_all(&http_post(INITIALIZED, Some(&sid))).await?;
             c.next(http_end).await?;
             (c, http_post(PING, Some(&sid)), http_end)
         }
         "ws" => {
-            c.s.write_all(
-                b"GET /mcp/ws HTTP/1.1\r\nHost: r\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )
-            .await?;
+            c.s.write_all(WS_UPGRADE).await?;
             c.next(http_end).await?;
             c.s.write_all(&ws_frame(INIT)).await?;
             c.next(ws_end).await?;
