@@ -96,6 +96,7 @@ struct State<'p> {
     open: u64,
     finished: u64,
     fire_cursor: u32,
+    due_scratch: Vec<u32>,
 }
 
 pub struct Worker<'p, R: Reactor> {
@@ -136,6 +137,7 @@ impl<'p, R: Reactor> Worker<'p, R> {
                 open: 0,
                 finished: 0,
                 fire_cursor: 0,
+                due_scratch: Vec::new(),
             },
         }
     }
@@ -373,15 +375,22 @@ impl State<'_> {
         let Some(at) = conn.session.next_deadline() else {
             return;
         };
-        let at = self.now_us(at);
+        // Rounded up, so a timer never fires before its deadline.
+        let at = at
+            .saturating_duration_since(self.epoch)
+            .as_nanos()
+            .div_ceil(1000) as u64;
         if at < conn.armed {
             self.conns[slot as usize].armed = at;
             self.timers.push(Reverse((at, slot)));
         }
     }
 
+    /// Runs the timers due by `now`. Timers re-armed meanwhile wait for the next turn, so a
+    /// session can never keep the worker from polling I/O.
     fn run_timers(&mut self, now: Instant, outbox: &mut Outbox) {
         let now_us = self.now_us(now);
+        let mut due_slots = std::mem::take(&mut self.due_scratch);
         while let Some(&Reverse((at, slot))) = self.timers.peek() {
             if at > now_us {
                 break;
@@ -393,6 +402,10 @@ impl State<'_> {
             }
             conn.armed = NO_DEADLINE;
             self.metrics.max_loop_lag_us = self.metrics.max_loop_lag_us.max(now_us - at);
+            due_slots.push(slot);
+        }
+        for &slot in &due_slots {
+            let conn = &mut self.conns[slot as usize];
             let due = conn.session.next_deadline().is_some_and(|d| d <= now);
             if !conn.has(HAS_SOCKET) && conn.session.action() == Action::Connect {
                 if !due {
@@ -410,6 +423,8 @@ impl State<'_> {
                 self.arm(slot);
             }
         }
+        due_slots.clear();
+        self.due_scratch = due_slots;
     }
 
     /// Open model: the next open session (round robin) gets the send due at `intended`.

@@ -497,15 +497,16 @@ impl Core {
     }
 
     fn initialized(&mut self, io: &mut Io<'_>, name: Option<Str<'_>>, version: Option<Str<'_>>) {
-        io.ev.push(Event::Initialized {
-            took: since(io.t, self.mark),
-        });
+        // The replica first, so whoever counts sessions per replica sees who initialized it.
         if let Some(name) = name {
             let known = self.idents.get(Field::Replica).unwrap_or("");
             if !self.has(flag::HEADER_REPLICA) && !name.eq_str(known) {
                 self.set_replica(io, &name.decode());
             }
         }
+        io.ev.push(Event::Initialized {
+            took: since(io.t, self.mark),
+        });
         let negotiated = match version {
             Some(v) if !v.eq_str(&io.cx.mcp_version) => v.decode(),
             _ => String::new(),

@@ -439,10 +439,10 @@ fn handshake_failures_over_http() {
     assert_eq!(
         h.events()[1..],
         [
+            Event::ReplicaChanged,
             Event::Initialized {
                 took: Duration::ZERO
             },
-            Event::ReplicaChanged,
             Event::Error(ErrorKind::Http(500))
         ]
     );

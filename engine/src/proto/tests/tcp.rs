@@ -35,10 +35,10 @@ fn ready(interval_ms: u64) -> Harness {
             Event::Connected {
                 took: Duration::ZERO
             },
+            Event::ReplicaChanged,
             Event::Initialized {
                 took: Duration::from_millis(3)
-            },
-            Event::ReplicaChanged
+            }
         ]
     );
     assert!(h.s.is_initialized());

@@ -118,10 +118,10 @@ fn upgrade_answer_and_frames_split_anywhere() {
         assert_eq!(
             h.events(),
             vec![
+                Event::ReplicaChanged,
                 Event::Initialized {
                     took: Duration::ZERO
-                },
-                Event::ReplicaChanged
+                }
             ]
         );
         assert_eq!(
