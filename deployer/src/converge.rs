@@ -167,24 +167,34 @@ pub async fn wait_converged(
             });
         }
         if elapsed >= deadline {
-            let stuck = watches
+            let stuck: Vec<&ServiceState> = watches
                 .iter()
                 .zip(&states)
-                .find(|(w, s)| !whole(w, s))
+                .filter(|(w, s)| !whole(w, s))
                 .map(|(_, s)| s)
-                .expect("not all done means one is not converged");
+                .collect();
             return Err(DeployError::NotConverged {
-                service: stuck.name.clone(),
+                service: stuck
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 waited_s: elapsed.as_secs_f64(),
-                detail: format!(
-                    "{}/{} running, {} healthy; {}",
-                    stuck.running,
-                    stuck.desired,
-                    stuck.healthy,
-                    stuck
-                        .reason()
-                        .unwrap_or_else(|| "no task reported an error".into())
-                ),
+                detail: stuck
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}: {}/{} running, {} healthy; {}",
+                            s.name,
+                            s.running,
+                            s.desired,
+                            s.healthy,
+                            s.reason()
+                                .unwrap_or_else(|| "no task reported an error".into())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
             });
         }
         tokio::time::sleep(POLL).await;

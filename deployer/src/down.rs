@@ -34,8 +34,8 @@ pub async fn down(
     let start = Instant::now();
     let mut report = DownReport::default();
     let filters = namespace_filter(stack);
-    let timed_out = |what: String| DeployError::NotConverged {
-        service: stack.to_string(),
+    let timed_out = |what: String| DeployError::DownTimeout {
+        stack: stack.to_string(),
         waited_s: start.elapsed().as_secs_f64(),
         detail: what,
     };

@@ -33,9 +33,16 @@ pub enum DeployError {
     #[error("{}", missing_images(.0))]
     ImagesMissing(Vec<MissingImage>),
 
-    #[error("service {service} did not converge within {waited_s:.0}s: {detail}")]
+    #[error("not whole within {waited_s:.0}s: {detail}")]
     NotConverged {
         service: String,
+        waited_s: f64,
+        detail: String,
+    },
+
+    #[error("`down` of stack {stack} did not finish within {waited_s:.0}s: {detail}")]
+    DownTimeout {
+        stack: String,
         waited_s: f64,
         detail: String,
     },

@@ -27,8 +27,12 @@ pub async fn logs(
     let mut stream = docker.service_logs(&name, Some(options));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.engine(|| format!("reading logs of {name}"))?;
-        out.write_all(&chunk.into_bytes())
-            .map_err(|e| DeployError::io("writing logs", e))?;
+        match out.write_all(&chunk.into_bytes()) {
+            Ok(()) => {}
+            // The reader went away (`deployer logs ... | head`): stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(DeployError::io("writing logs", e)),
+        }
     }
     Ok(())
 }

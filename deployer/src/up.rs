@@ -50,6 +50,10 @@ pub async fn up(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<UpReport> {
     let mut report = UpReport::default();
+    // Before anything changes, the swarm included.
+    if !opts.skip_image_check {
+        check_images(docker, plan).await?;
+    }
     if let SwarmOutcome::Initialized { advertise_addr } =
         ensure_manager(docker, opts.advertise_addr.as_deref()).await?
     {
@@ -57,9 +61,6 @@ pub async fn up(
             "initialized a single-node swarm advertising {advertise_addr}"
         ));
         report.swarm_initialized = Some(advertise_addr);
-    }
-    if !opts.skip_image_check {
-        check_images(docker, plan).await?;
     }
     ensure_networks(docker, plan, say).await?;
     let config_ids = ensure_configs(docker, plan, say).await?;

@@ -100,8 +100,9 @@ fn swarm_stack_lifecycle() {
     let good_image = format!("mcp-load/replica:{stack}");
     let helper_image = format!("deployer-it/fetch:{stack}");
     let outsider = format!("{stack}_outsider");
+    let stuck_stack = format!("{stack}stuck");
     let _guard = Cleanup {
-        stack: stack.clone(),
+        stacks: vec![stack.clone(), stuck_stack.clone()],
         images: vec![good_image.clone(), helper_image.clone()],
         outsider: outsider.clone(),
     };
@@ -335,6 +336,55 @@ fn swarm_stack_lifecycle() {
     assert_eq!(state["image"], good_image.as_str());
     assert_whole(&ws, &stack, &erlmcp, REPLICAS);
 
+    // logs: every replica id's start line is there (tasks killed earlier add lines of their own).
+    let out = deployer(&ws, &stack, &["logs", "erlmcp", "--tail", "1"], &[]);
+    assert_ok(&out, "logs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ids: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("replica ")?
+                .split_once(" listening")
+                .map(|(id, _)| id.to_string())
+        })
+        .collect();
+    assert_eq!(ids, expected, "start lines:\n{text}");
+
+    // Services that cannot become whole: the deadline error names each one, its task and the
+    // Engine's reason.
+    let stuck_file = dir.path().join("stuck.yml");
+    std::fs::write(&stuck_file, STUCK).unwrap();
+    let out = deployer(
+        &ws,
+        &stuck_stack,
+        &[
+            "up",
+            "--file",
+            stuck_file.to_str().unwrap(),
+            "--timeout",
+            "30s",
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    let verdict = last_line(&out.stderr);
+    assert!(verdict.contains("not whole within 30s"), "{text}");
+    assert!(
+        verdict.contains(&format!("task {stuck_stack}_pending.1"))
+            && verdict.contains("no suitable node"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains(&format!("task {stuck_stack}_unhealthy.1"))
+            && verdict.contains("unhealthy container"),
+        "{verdict}"
+    );
+    assert_ok(
+        &deployer(&ws, &stuck_stack, &["down"], &[]),
+        "down of the stuck stack",
+    );
+
     // down: everything labelled with the namespace goes, the outsider stays.
     let out = deployer(&ws, &stack, &["down"], &[]);
     assert_ok(&out, "down");
@@ -374,8 +424,28 @@ services:
     ports: []
 "#;
 
+/// One service no node can take (a one-node swarm has no worker) and one that never turns healthy.
+const STUCK: &str = r#"
+services:
+  pending:
+    image: ${REPLICA_IMAGE}
+    command: ["--tcp", "off", "--http", "0.0.0.0:8080"]
+    deploy:
+      placement:
+        constraints: [node.role != manager]
+  unhealthy:
+    image: ${REPLICA_IMAGE}
+    command: ["--tcp", "off", "--http", "0.0.0.0:8080"]
+    init: true
+    healthcheck:
+      test: ["CMD", "/replica", "probe", "http://127.0.0.1:9/health"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+"#;
+
 struct Cleanup {
-    stack: String,
+    stacks: Vec<String>,
     images: Vec<String>,
     outsider: String,
 }
@@ -383,9 +453,11 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let ws = workspace_root();
-        let down = deployer(&ws, &self.stack, &["down"], &[]);
-        if !down.status.success() {
-            eprintln!("cleanup: deployer down failed: {}", stderr(&down));
+        for stack in &self.stacks {
+            let down = deployer(&ws, stack, &["down"], &[]);
+            if !down.status.success() {
+                eprintln!("cleanup: deployer down {stack} failed: {}", stderr(&down));
+            }
         }
         let (outsider, images) = (self.outsider.clone(), self.images.clone());
         // Drop may run inside the test's runtime: do the async work on a thread of its own.
