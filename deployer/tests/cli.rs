@@ -95,3 +95,39 @@ fn missing_replica_binary_says_how_to_build_it() {
     ));
     assert!(err.contains("cargo build -p replica --release"), "{err}");
 }
+
+/// As an unprivileged user (root drops to `nobody` with setpriv), the engine's socket refuses.
+#[test]
+fn permission_denied_on_the_socket_is_one_clear_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let socket = std::path::Path::new("/var/run/docker.sock");
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    let world_open = socket
+        .metadata()
+        .map(|m| m.permissions().mode() & 0o002 != 0)
+        .unwrap_or(true);
+    if !is_root || !setpriv.exists() || !socket.exists() || world_open {
+        eprintln!("SKIP: needs root, /usr/bin/setpriv and a docker socket closed to others");
+        return;
+    }
+    // A copy `nobody` can reach: the target directory may not be open to it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("deployer");
+    std::fs::copy(env!("CARGO_BIN_EXE_deployer"), &bin).unwrap();
+    let out = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("status")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("permission denied") && err.contains("`docker` group"),
+        "{err}"
+    );
+}
