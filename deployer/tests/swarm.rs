@@ -156,6 +156,11 @@ fn swarm_stack_lifecycle() {
     ]);
     let up = deployer(&ws, &stack, &up_args, &env);
     assert_ok(&up, "first up");
+    let all_output = format!("{}{}", String::from_utf8_lossy(&up.stdout), stderr(&up));
+    assert!(
+        !all_output.contains("SWMTKN"),
+        "a swarm join token was printed"
+    );
     eprintln!("first up: {}", last_line(&up.stderr));
     assert!(stderr(&up).contains("3 created"), "{}", stderr(&up));
     let erlmcp = format!("{stack}_erlmcp");
