@@ -155,47 +155,52 @@ async fn run_up(stack: &str, args: UpArgs) -> Result<ExitCode> {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let stack = cli.name.as_str();
-    if let Command::Up {
-        file,
-        overrides,
-        services,
-        advertise_addr,
-        skip_image_check,
-        timeout,
-    } = cli.command
-    {
-        let mut files = vec![file];
-        files.extend(overrides);
-        let opts = up::UpOptions {
+    match cli.command {
+        Command::Up {
+            file,
+            overrides,
+            services,
             advertise_addr,
             skip_image_check,
-            deadline: timeout,
-        };
-        return run_up(
-            stack,
-            UpArgs {
-                files,
-                services,
-                opts,
-            },
-        )
-        .await;
-    }
-
-    if let Command::Image(ImageCommand::Replica { binary, tag }) = cli.command {
-        let binary = image::locate_replica_binary(binary.as_deref())?;
-        let docker = engine::connect().await?;
-        let built = image::build_replica_image(&docker, &binary, &tag, &say)
+            timeout,
+        } => {
+            let files = std::iter::once(file).chain(overrides).collect();
+            let opts = up::UpOptions {
+                advertise_addr,
+                skip_image_check,
+                deadline: timeout,
+            };
+            run_up(
+                stack,
+                UpArgs {
+                    files,
+                    services,
+                    opts,
+                },
+            )
             .await
-            .with_context(|| format!("building {tag}"))?;
-        println!("{} {}", built.tag, built.id);
-        return Ok(ExitCode::SUCCESS);
+        }
+        Command::Image(ImageCommand::Replica { binary, tag }) => {
+            let binary = image::locate_replica_binary(binary.as_deref())?;
+            let docker = engine::connect().await?;
+            let built = image::build_replica_image(&docker, &binary, &tag, &say)
+                .await
+                .with_context(|| format!("building {tag}"))?;
+            println!("{} {}", built.tag, built.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            let docker = engine::connect().await?;
+            run_on_engine(&docker, stack, other).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
 
-    let docker = engine::connect().await?;
-    match cli.command {
+async fn run_on_engine(docker: &bollard::Docker, stack: &str, command: Command) -> Result<()> {
+    match command {
         Command::Status { json } => {
-            let states = status::status(&docker, stack).await?;
+            let states = status::status(docker, stack).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&states)?);
             } else if states.is_empty() {
@@ -210,7 +215,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             timeout,
         } => {
             let outcome = scale::scale(
-                &docker,
+                docker,
                 stack,
                 &service,
                 replicas,
@@ -230,7 +235,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let report = failover::failover(
-                &docker,
+                docker,
                 stack,
                 service.as_deref(),
                 kill,
@@ -253,17 +258,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Logs { service, tail } => {
-            logs::logs(
-                &docker,
-                stack,
-                &service,
-                tail,
-                &mut std::io::stdout().lock(),
-            )
-            .await?;
+            logs::logs(docker, stack, &service, tail, &mut std::io::stdout().lock()).await?;
         }
         Command::Down { timeout } => {
-            let report = down::down(&docker, stack, timeout, &say).await?;
+            let report = down::down(docker, stack, timeout, &say).await?;
             println!(
                 "stack {stack} removed: {} services, {} networks, {} configs, {} secrets in {:.1}s",
                 report.services.len(),
@@ -273,7 +271,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 report.elapsed_s
             );
         }
-        Command::Up { .. } | Command::Image(_) => unreachable!("handled above"),
+        Command::Up { .. } | Command::Image(_) => unreachable!("run() handles these"),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
