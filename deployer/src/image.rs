@@ -258,26 +258,46 @@ mod tests {
         );
     }
 
+    fn synthetic_elf(p_type: u32) -> Vec<u8> {
+        let mut elf = vec![0u8; 64 + 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+        elf[64..68].copy_from_slice(&p_type.to_le_bytes());
+        elf
+    }
+
+    #[test]
+    fn static_binary_goes_in_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("replica");
+        std::fs::write(&bin, synthetic_elf(1)).unwrap();
+        let (ctx, is_static, libs) = build_context(&bin).unwrap();
+        assert!(is_static && libs.is_empty());
+        let mut archive = tar::Archive::new(ctx.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["Dockerfile", "rootfs/replica"]);
+    }
+
     #[test]
     fn elf_interp_header_tells_dynamic_from_static() {
         // The test binary itself is dynamically linked (the default for the gnu target).
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         assert!(elf_is_dynamic(&me).unwrap());
         assert!(elf_is_dynamic(b"#!/bin/sh\n").is_err());
-        let synthetic = |p_type: u32| {
-            let mut elf = vec![0u8; 64 + 56];
-            elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
-            elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
-            elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-            elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
-            elf[64..68].copy_from_slice(&p_type.to_le_bytes());
-            elf
-        };
         assert!(
-            !elf_is_dynamic(&synthetic(1)).unwrap(),
+            !elf_is_dynamic(&synthetic_elf(1)).unwrap(),
             "PT_LOAD only: static"
         );
-        assert!(elf_is_dynamic(&synthetic(3)).unwrap(), "PT_INTERP: dynamic");
+        assert!(
+            elf_is_dynamic(&synthetic_elf(3)).unwrap(),
+            "PT_INTERP: dynamic"
+        );
     }
 
     #[test]
