@@ -2,6 +2,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// glibc malloc by default: measured at 11.6 MiB RSS per shard process holding 12,500 sessions,
+// against 25 MiB with mimalloc 0.1.52 (which keeps more per-thread memory resident). The hot
+// path does not allocate, so the allocator does not change throughput.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

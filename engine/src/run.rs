@@ -230,8 +230,7 @@ fn execute(
             start,
             tx,
         );
-        let collected =
-            Supervisor::new(plan, layout.total_workers, true, start, quiet).run(&rx, || {});
+        let collected = Supervisor::new(plan, layout, true, start, quiet).run(&rx, || {});
         for h in handles {
             let _ = h.join();
         }
@@ -241,13 +240,12 @@ fn execute(
         .map_err(|e| RunError::CannotStart(format!("cannot start shard processes: {e}")))?;
     let start = Instant::now() + SHARD_START_DELAY;
     let mut stop_forwarded = false;
-    let mut collected =
-        Supervisor::new(plan, layout.total_workers, false, start, quiet).run(&rx, || {
-            if crate::worker::STOP.load(std::sync::atomic::Ordering::Relaxed) && !stop_forwarded {
-                shards.stop();
-                stop_forwarded = true;
-            }
-        });
+    let mut collected = Supervisor::new(plan, layout, false, start, quiet).run(&rx, || {
+        if crate::worker::STOP.load(std::sync::atomic::Ordering::Relaxed) && !stop_forwarded {
+            shards.stop();
+            stop_forwarded = true;
+        }
+    });
     collected.failures.extend(shards.wait());
     Ok(collected)
 }

@@ -123,14 +123,6 @@ pub fn build(plan: &Plan, info: RunInfo, c: &Collected) -> Summary {
     let hold_requests = (c.at_hold_end.requests_ok + c.at_hold_end.requests_failed)
         .saturating_sub(c.at_hold_start.requests_ok + c.at_hold_start.requests_failed);
     let hold_s = plan.hold.as_secs_f64();
-    let scenario = serde_json::to_value(&plan.scenario)
-        .ok()
-        .and_then(|v| match v {
-            serde_json::Value::String(s) => Some(s),
-            serde_json::Value::Object(m) => m.keys().next().cloned(),
-            _ => None,
-        })
-        .unwrap_or_default();
     Summary {
         manifest: Manifest {
             engine_version: env!("CARGO_PKG_VERSION").into(),
@@ -151,7 +143,7 @@ pub fn build(plan: &Plan, info: RunInfo, c: &Collected) -> Summary {
             ramp_per_s: plan.ramp_per_s,
             transport: plan.transport_name(),
             targets: plan.targets.iter().map(|t| t.url.clone()).collect(),
-            scenario,
+            scenario: plan.scenario.name().into(),
             interval_s: match plan.pacing {
                 Pacing::Closed { interval } => Some(interval.as_secs_f64()),
                 Pacing::Open => None,

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use crate::layout::Layout;
 use crate::metrics::{Counters, Histos, LatencySummary, ProcessStats, ReplicaTally, Snapshot};
 use crate::plan::Plan;
 use crate::shard::Msg;
@@ -69,6 +70,8 @@ pub struct Supervisor<'a> {
     plan: &'a Plan,
     workers: HashMap<u32, WorkerView>,
     expected: u32,
+    /// Worker ids of each shard process (empty when the workers run in this process).
+    shard_workers: Vec<Vec<u32>>,
     histos: Histos,
     interval: Histos,
     processes: HashMap<u32, ProcessStats>,
@@ -81,15 +84,21 @@ pub struct Supervisor<'a> {
 impl<'a> Supervisor<'a> {
     pub fn new(
         plan: &'a Plan,
-        expected_workers: u32,
+        layout: &Layout,
         in_process: bool,
         start: Instant,
         quiet: bool,
     ) -> Self {
+        let shard_workers = layout
+            .processes
+            .iter()
+            .map(|ws| ws.iter().map(|w| w.id).collect())
+            .collect();
         Supervisor {
             plan,
             workers: HashMap::new(),
-            expected: expected_workers,
+            expected: layout.total_workers,
+            shard_workers,
             histos: Histos::default(),
             interval: Histos::default(),
             processes: HashMap::new(),
@@ -200,23 +209,22 @@ impl<'a> Supervisor<'a> {
                 self.workers.entry(worker).or_default().done = true;
             }
             Msg::ShardGone { shard } => {
-                let unfinished: Vec<u32> = self
-                    .workers
+                let Some(ids) = self.shard_workers.get(shard as usize) else {
+                    return;
+                };
+                let unfinished: Vec<u32> = ids
                     .iter()
-                    .filter(|(_, w)| !w.done)
-                    .map(|(id, _)| *id)
+                    .copied()
+                    .filter(|id| !self.workers.get(id).is_some_and(|w| w.done))
                     .collect();
-                if self.workers.len() as u32 >= self.expected && unfinished.is_empty() {
+                if unfinished.is_empty() {
                     return;
                 }
-                // Which workers were the shard's is not known here: when a shard's output ends
-                // before its workers finished, the run cannot be completed.
-                self.out
-                    .failures
-                    .push(format!("shard {shard} ended before its workers finished"));
-                self.expected = 0;
-                for w in self.workers.values_mut() {
-                    w.done = true;
+                self.out.failures.push(format!(
+                    "shard process {shard} ended before its workers {unfinished:?} finished"
+                ));
+                for id in unfinished {
+                    self.workers.entry(id).or_default().done = true;
                 }
             }
         }

@@ -76,6 +76,19 @@ pub enum Scenario {
     Idle,
 }
 
+impl Scenario {
+    /// The name the command line and reports use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Ping => "ping",
+            Scenario::ToolsList => "tools-list",
+            Scenario::ToolsCall { .. } => "tools-call",
+            Scenario::Health => "health",
+            Scenario::Idle => "idle",
+        }
+    }
+}
+
 /// Who decides when a session sends its next request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Pacing {
