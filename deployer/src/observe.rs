@@ -58,6 +58,7 @@ impl ServiceState {
         settled
             && self.running == self.desired
             && self.healthy == self.desired
+            && self.outdated == 0
             && self.waiting.is_empty()
     }
 
@@ -291,5 +292,89 @@ async fn container_is_healthy(docker: &Docker, container_id: Option<&str>) -> Re
         }
         Err(e) if is_not_found(&e) => Ok(true),
         Err(e) => Err(e).engine(|| format!("inspecting container {id}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(n: u64) -> ServiceState {
+        ServiceState {
+            name: "s_web".into(),
+            image: "img".into(),
+            version: 1,
+            desired: n,
+            running: n,
+            healthy: n,
+            outdated: 0,
+            waiting: Vec::new(),
+            failed: Vec::new(),
+            update_state: None,
+            update_message: None,
+            update_started_at: None,
+            running_tasks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn converged_means_every_task_running_healthy_and_on_the_current_spec() {
+        assert!(whole(12).is_converged());
+        // Right after an update call the old tasks still run: not done yet.
+        assert!(
+            !ServiceState {
+                outdated: 12,
+                ..whole(12)
+            }
+            .is_converged()
+        );
+        assert!(
+            !ServiceState {
+                healthy: 11,
+                ..whole(12)
+            }
+            .is_converged()
+        );
+        assert!(
+            !ServiceState {
+                running: 11,
+                healthy: 11,
+                ..whole(12)
+            }
+            .is_converged()
+        );
+        assert!(
+            !ServiceState {
+                update_state: Some("updating".into()),
+                ..whole(12)
+            }
+            .is_converged()
+        );
+        assert!(
+            !ServiceState {
+                update_state: Some("rollback_started".into()),
+                ..whole(12)
+            }
+            .is_converged()
+        );
+        assert!(
+            ServiceState {
+                update_state: Some("rollback_completed".into()),
+                ..whole(12)
+            }
+            .is_converged()
+        );
+        let waiting = TaskProblem {
+            task_id: "t".into(),
+            task: "s_web.3".into(),
+            state: "pending".into(),
+            reason: "no suitable node".into(),
+        };
+        let pending = ServiceState {
+            waiting: vec![waiting],
+            ..whole(12)
+        };
+        assert!(!pending.is_converged());
+        assert!(pending.reason().unwrap().contains("s_web.3"));
     }
 }
