@@ -91,7 +91,7 @@ pub enum FleetError {
         stderr: String,
     },
     #[error(
-        "replica {id} printed {line:?} instead of its ready line (replica ID listening tcp://.. http://..)"
+        "replica {id} printed a ready line that does not parse: {line:?} (expected: replica ID listening tcp://IP:PORT http://IP:PORT)"
     )]
     BadReadyLine { id: String, line: String },
     #[error("replica {id} (pid {pid}) exited ({status}); its stderr: {stderr}")]
@@ -272,7 +272,9 @@ impl Fleet {
             match rx.recv_timeout(left) {
                 Ok(Said::Line(i, line)) => {
                     let m = &mut self.members[i];
-                    if ready(m) {
+                    if ready(m) || !line.starts_with(&format!("replica {} listening", m.id)) {
+                        // Anything else a wrapping program prints is passed on.
+                        eprintln!("[{}] {line}", m.id);
                         continue;
                     }
                     let (tcp, http) =

@@ -244,3 +244,24 @@ fn children_die_with_their_parent() {
     child.wait().unwrap();
     wait_gone(&pids);
 }
+
+#[test]
+fn a_wrapping_program_with_leading_args_works_like_the_engine_will() {
+    // The engine re-executes its own binary with a subcommand before the replica flags; here a
+    // shell plays that program, printing a banner first.
+    let mut s = spec(2, &[]);
+    s.program = "/bin/sh".into();
+    s.leading_args = [
+        "-c",
+        "echo wrapper banner; exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_replica"),
+    ]
+    .map(Into::into)
+    .to_vec();
+    let fleet = Fleet::start(s, TIMEOUT).unwrap();
+    assert_eq!(fleet.members().len(), 2);
+    for m in fleet.members() {
+        let r = Http::connect(m.http.unwrap()).get("/ready");
+        assert_eq!(r.json()["node"], m.id.as_str());
+    }
+}
