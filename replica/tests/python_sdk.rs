@@ -23,7 +23,7 @@ fn python() -> Option<PathBuf> {
         return Some(candidate);
     }
     let why = format!(
-        "no Python with the `mcp` package at {} (set MCP_PYTHON, or run: python3 -m venv .venv && .venv/bin/pip install -r replica/tests/peers/requirements.txt)",
+        "no Python with the `mcp` package at {} (set MCP_PYTHON, or run: python3 -m venv .venv && .venv/bin/pip install -r tests/peers/requirements.txt)",
         candidate.display()
     );
     if std::env::var("CI").as_deref() == Ok("true") {
