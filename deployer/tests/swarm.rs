@@ -101,8 +101,9 @@ fn swarm_stack_lifecycle() {
     let helper_image = format!("deployer-it/fetch:{stack}");
     let outsider = format!("{stack}_outsider");
     let stuck_stack = format!("{stack}stuck");
+    let prod_stack = format!("{stack}prod");
     let _guard = Cleanup {
-        stacks: vec![stack.clone(), stuck_stack.clone()],
+        stacks: vec![stack.clone(), stuck_stack.clone(), prod_stack.clone()],
         images: vec![good_image.clone(), helper_image.clone()],
         outsider: outsider.clone(),
     };
@@ -396,6 +397,40 @@ fn swarm_stack_lifecycle() {
         std::thread::sleep(Duration::from_secs(1));
     }
     assert!(left.is_empty(), "docker stack rm left: {left:?}");
+
+    // The production stack as written: the Engine accepts every service spec (host-mode ports,
+    // sysctls, ulimits, bind mount, configs, secret, placement); only the images are missing,
+    // which each task reports. Host ports are moved off the usual ones for this check.
+    let prod_env = [
+        ("MCP_HTTP_PORT", "18480"),
+        ("MCP_TCP_PORT", "18455"),
+        ("GRAFANA_PORT", "18430"),
+    ];
+    let out = deployer(
+        &ws,
+        &prod_stack,
+        &["up", "--skip-image-check", "--timeout", "10s"],
+        &prod_env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let verdict = last_line(&out.stderr);
+    for image in [
+        "erlmcp/erlmcp:latest",
+        "traefik:v3.3",
+        "prom/prometheus:v3.1.0",
+        "grafana/grafana:11.4.0",
+    ] {
+        assert!(
+            verdict.contains(&format!("No such image: {image}")),
+            "{image} not named: {verdict}"
+        );
+    }
+    let listed = docker_cli(&["stack", "services", &prod_stack, "--format", "{{.Name}}"]);
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    assert_ok(
+        &deployer(&ws, &prod_stack, &["down"], &[]),
+        "down of the production stack",
+    );
 
     // down: everything labelled with the namespace goes, the outsider stays.
     let out = deployer(&ws, &stack, &["down"], &[]);
