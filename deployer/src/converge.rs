@@ -114,7 +114,7 @@ pub async fn wait_converged(
                     return Err(DeployError::NotConverged {
                         service: w.name.clone(),
                         waited_s: start.elapsed().as_secs_f64(),
-                        detail: "the service disappeared while waiting for it".into(),
+                        detail: format!("{}: the service disappeared while waiting for it", w.name),
                     });
                 }
             }
@@ -148,7 +148,8 @@ pub async fn wait_converged(
                     service: s.name.clone(),
                     waited_s: elapsed.as_secs_f64(),
                     detail: format!(
-                        "the update paused: {}",
+                        "{}: the update paused: {}",
+                        s.name,
                         s.reason().or(s.update_message.clone()).unwrap_or_default()
                     ),
                 });
