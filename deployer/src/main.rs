@@ -84,7 +84,9 @@ enum Command {
     /// Build images through the Engine API.
     #[command(subcommand)]
     Image(ImageCommand),
-    // `tune` (host tuning, the sysctl/ crate `tuning`) is wired here by the lead.
+    /// Host tuning: verify, apply (after a snapshot) or revert a sysctl profile (100k, server).
+    #[command(subcommand)]
+    Tune(tuning::cli::TuneCommand),
 }
 
 #[derive(Subcommand)]
@@ -156,6 +158,10 @@ async fn run_up(stack: &str, args: UpArgs) -> Result<ExitCode> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let stack = cli.name.as_str();
     match cli.command {
+        Command::Tune(cmd) => {
+            let code = tuning::cli::run(cmd)?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
         Command::Up {
             file,
             overrides,
@@ -271,7 +277,9 @@ async fn run_on_engine(docker: &bollard::Docker, stack: &str, command: Command) 
                 report.elapsed_s
             );
         }
-        Command::Up { .. } | Command::Image(_) => unreachable!("run() handles these"),
+        Command::Up { .. } | Command::Image(_) | Command::Tune(_) => {
+            unreachable!("run() handles these")
+        }
     }
     Ok(())
 }

@@ -131,3 +131,46 @@ fn permission_denied_on_the_socket_is_one_clear_line() {
         "{err}"
     );
 }
+
+/// `deployer tune` is the tuning crate's CLI: against a fake /proc/sys tree, verify reports what
+/// is off and a dry run changes nothing.
+#[test]
+fn tune_verifies_and_dry_runs_against_a_tree() {
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("net/core/somaxconn");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(&key, "128\n").unwrap();
+    let r = root.path().to_str().unwrap();
+    let verify = deployer(
+        &["tune", "verify", "--profile", "100k", "--root", r],
+        NO_ENGINE,
+    );
+    assert_eq!(verify.status.code(), Some(1), "{verify:?}");
+    let table = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        table.contains("net.core.somaxconn") && table.contains("128"),
+        "{table}"
+    );
+    let state = root.path().join("snapshot.json");
+    let dry = deployer(
+        &[
+            "tune",
+            "apply",
+            "--dry-run",
+            "--profile",
+            "100k",
+            "--root",
+            r,
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        NO_ENGINE,
+    );
+    assert!(dry.status.code().is_some(), "{dry:?}");
+    assert_eq!(
+        std::fs::read_to_string(&key).unwrap(),
+        "128\n",
+        "dry run wrote nothing"
+    );
+    assert!(!state.exists(), "dry run took no snapshot");
+}

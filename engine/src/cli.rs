@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long, value_parser = parse_rate, conflicts_with = "interval")]
     pub rate: Option<f64>,
 
+    /// Skip initialize: every request stands alone, for stateless MCP servers and plain
+    /// JSON-RPC endpoints (requests carry no session id and reuse id 1).
+    #[arg(long)]
+    pub stateless: bool,
+
     /// MCP protocol version sent in initialize.
     #[arg(long, default_value = "2025-11-25")]
     pub mcp_version: String,

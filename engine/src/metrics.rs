@@ -162,9 +162,18 @@ pub struct Snapshot {
     pub max_loop_lag_us: u64,
     /// CPU time the worker thread has used so far.
     pub thread_cpu_us: u64,
-    /// Counters as they stood when the hold began and when it ended (for hold-phase rates).
-    pub at_hold_start: Option<Counters>,
-    pub at_hold_end: Option<Counters>,
+    /// Where the worker stood when the hold began and when it ended (hold-phase figures).
+    pub at_hold_start: Option<Mark>,
+    pub at_hold_end: Option<Mark>,
+    /// When (µs after the run's start) the last of the worker's sessions first initialized.
+    pub all_initialized_us: Option<u64>,
+}
+
+/// Counters and CPU use at one instant of a worker's run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub counters: Counters,
+    pub thread_cpu_us: u64,
 }
 
 /// The live measurements of one worker.
@@ -177,8 +186,9 @@ pub struct WorkerMetrics {
     replica_index: HashMap<String, u16>,
     replica_tallies: Vec<ReplicaTally>,
     pub max_loop_lag_us: u64,
-    pub at_hold_start: Option<Counters>,
-    pub at_hold_end: Option<Counters>,
+    pub at_hold_start: Option<Mark>,
+    pub at_hold_end: Option<Mark>,
+    pub all_initialized_us: Option<u64>,
 }
 
 /// Index of a replica in a worker's tallies; `UNKNOWN_REPLICA` until one is seen.
@@ -212,6 +222,13 @@ impl WorkerMetrics {
 
     pub fn error(&mut self, kind: ErrorKind) {
         *self.errors.entry(kind).or_default() += 1;
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            counters: self.counters,
+            thread_cpu_us: thread_cpu_us(),
+        }
     }
 
     pub fn set_open(&mut self, open: u64) {
@@ -254,6 +271,7 @@ impl WorkerMetrics {
             thread_cpu_us: thread_cpu_us(),
             at_hold_start: self.at_hold_start,
             at_hold_end: self.at_hold_end,
+            all_initialized_us: self.all_initialized_us,
         };
         self.histos.reset();
         self.max_loop_lag_us = 0;

@@ -40,6 +40,7 @@ pub struct Plan {
     pub max_message: usize,
     pub source_ips: Vec<IpAddr>,
     pub io: IoArg,
+    pub stateless: bool,
 }
 
 /// The parts of a plan that do not depend on the targets, checked before any fleet starts.
@@ -162,6 +163,7 @@ impl Plan {
             max_message: cli.max_message,
             source_ips: settings.source_ips,
             io: cli.io,
+            stateless: cli.stateless,
         })
     }
 
@@ -195,6 +197,7 @@ impl Plan {
             request_timeout: self.request_timeout,
             max_message: self.max_message,
             reconnect_backoff: Duration::from_millis(500),
+            stateless: self.stateless,
         }
     }
 

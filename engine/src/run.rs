@@ -125,8 +125,12 @@ pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
         .unwrap_or_default()
         .as_secs();
     sys::install_stop_handlers();
+    const LISTEN: [&str; 2] = ["ListenOverflows", "ListenDrops"];
+    let listen_before = sys::tcp_ext(&LISTEN);
     let collected = execute(&plan, &layout, backend, cli.quiet)?;
     let info = RunInfo {
+        listen_before,
+        listen_after: sys::tcp_ext(&LISTEN),
         io: backend_name(backend).into(),
         io_reason,
         processes: layout.processes.len() as u32,

@@ -20,7 +20,17 @@ pub struct Summary {
     pub errors: BTreeMap<String, u64>,
     pub replicas: BTreeMap<String, ReplicaTally>,
     pub resources: Resources,
+    pub host: Host,
     pub duration_s: f64,
+}
+
+/// Host-wide counters over the run (every process on the host counts, not only this run).
+#[derive(Debug, Serialize)]
+pub struct Host {
+    /// TcpExt ListenOverflows: connections dropped because an accept queue was full.
+    pub listen_overflows: Option<u64>,
+    /// TcpExt ListenDrops.
+    pub listen_drops: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +81,8 @@ pub struct Sessions {
     pub failed: u64,
     pub peak_open: u64,
     pub open_at_hold_end: u64,
+    /// Seconds from the start until every session had initialized (null if some never did).
+    pub all_initialized_s: Option<f64>,
     pub reconnects: u64,
     pub reinitializations: u64,
     pub closed_clean: u64,
@@ -103,6 +115,9 @@ pub struct Resources {
     pub rss_peak_bytes: u64,
     pub rss_per_session_bytes: u64,
     pub cpu_s: f64,
+    /// CPU the workers used during the hold, in all and per minute of hold.
+    pub hold_cpu_s: f64,
+    pub hold_cpu_s_per_min: f64,
     pub worker_cpu_peak: f64,
     pub max_loop_lag_us: u64,
     /// Set when the load generator itself was the bottleneck, with the reason.
@@ -110,6 +125,9 @@ pub struct Resources {
 }
 
 pub struct RunInfo {
+    /// ListenOverflows and ListenDrops before and after the run.
+    pub listen_before: Vec<Option<u64>>,
+    pub listen_after: Vec<Option<u64>>,
     pub io: String,
     pub io_reason: String,
     pub processes: u32,
@@ -123,6 +141,10 @@ pub fn build(plan: &Plan, info: RunInfo, c: &Collected) -> Summary {
     let hold_requests = (c.at_hold_end.requests_ok + c.at_hold_end.requests_failed)
         .saturating_sub(c.at_hold_start.requests_ok + c.at_hold_start.requests_failed);
     let hold_s = plan.hold.as_secs_f64();
+    let host = Host {
+        listen_overflows: delta(&info, 0),
+        listen_drops: delta(&info, 1),
+    };
     Summary {
         manifest: Manifest {
             engine_version: env!("CARGO_PKG_VERSION").into(),
@@ -158,6 +180,7 @@ pub fn build(plan: &Plan, info: RunInfo, c: &Collected) -> Summary {
             failed: c.counters.failed,
             peak_open: c.counters.peak_open,
             open_at_hold_end: c.at_hold_end.open,
+            all_initialized_s: c.all_initialized_us.map(|us| round3(us as f64 / 1e6)),
             reconnects: c.counters.reconnects,
             reinitializations: c.counters.reinitializations,
             closed_clean: c.counters.closed_clean,
@@ -186,12 +209,31 @@ pub fn build(plan: &Plan, info: RunInfo, c: &Collected) -> Summary {
             rss_peak_bytes: c.rss_peak_bytes,
             rss_per_session_bytes: c.rss_peak_bytes / c.counters.peak_open.max(1),
             cpu_s: round1(c.cpu_us as f64 / 1e6),
+            hold_cpu_s: round3(c.hold_cpu_us as f64 / 1e6),
+            hold_cpu_s_per_min: if hold_s > 0.0 {
+                round3(c.hold_cpu_us as f64 / 1e6 / (hold_s / 60.0))
+            } else {
+                0.0
+            },
             worker_cpu_peak: (c.worker_cpu_peak * 100.0).round() / 100.0,
             max_loop_lag_us: c.max_loop_lag_us,
             generator_bound: c.generator_bound(),
         },
+        host,
         duration_s: round1(c.elapsed.as_secs_f64()),
     }
+}
+
+fn delta(info: &RunInfo, i: usize) -> Option<u64> {
+    let (before, after) = (
+        info.listen_before.get(i)?.as_ref()?,
+        info.listen_after.get(i)?.as_ref()?,
+    );
+    Some(after.saturating_sub(*before))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 fn round1(x: f64) -> f64 {

@@ -32,6 +32,10 @@ pub struct Collected {
     pub counters: Counters,
     pub at_hold_start: Counters,
     pub at_hold_end: Counters,
+    /// CPU the workers used during the hold.
+    pub hold_cpu_us: u64,
+    /// When every session had initialized (µs after the start), if they all did.
+    pub all_initialized_us: Option<u64>,
     pub errors: BTreeMap<String, u64>,
     pub replicas: BTreeMap<String, ReplicaTally>,
     pub peak_open: u64,
@@ -108,6 +112,8 @@ impl<'a> Supervisor<'a> {
                 counters: Counters::default(),
                 at_hold_start: Counters::default(),
                 at_hold_end: Counters::default(),
+                hold_cpu_us: 0,
+                all_initialized_us: Some(0),
                 errors: BTreeMap::new(),
                 replicas: BTreeMap::new(),
                 peak_open: 0,
@@ -286,12 +292,16 @@ impl<'a> Supervisor<'a> {
         for view in self.workers.values() {
             let Some(s) = &view.last else { continue };
             self.out.counters.add(&s.counters);
-            if let Some(c) = &s.at_hold_start {
-                self.out.at_hold_start.add(c);
+            if let (Some(start), Some(end)) = (&s.at_hold_start, &s.at_hold_end) {
+                self.out.at_hold_start.add(&start.counters);
+                self.out.at_hold_end.add(&end.counters);
+                self.out.hold_cpu_us += end.thread_cpu_us.saturating_sub(start.thread_cpu_us);
             }
-            if let Some(c) = &s.at_hold_end {
-                self.out.at_hold_end.add(c);
-            }
+            self.out.all_initialized_us = match (self.out.all_initialized_us, s.all_initialized_us)
+            {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
             for (k, v) in &s.errors {
                 *self.out.errors.entry(k.clone()).or_default() += v;
             }

@@ -49,6 +49,32 @@ pub fn self_stats() -> ProcessStats {
     }
 }
 
+/// TcpExt counters of the host's network namespace (`/proc/net/netstat`), e.g.
+/// `ListenOverflows`: accept queues that overflowed.
+pub fn tcp_ext(names: &[&str]) -> Vec<Option<u64>> {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines();
+    while let (Some(keys), Some(values)) = (lines.next(), lines.next()) {
+        if !keys.starts_with("TcpExt:") {
+            continue;
+        }
+        let pairs: Vec<(&str, &str)> = keys
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .collect();
+        return names
+            .iter()
+            .map(|n| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .and_then(|(_, v)| v.parse().ok())
+            })
+            .collect();
+    }
+    vec![None; names.len()]
+}
+
 pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())

@@ -97,6 +97,8 @@ struct State<'p> {
     finished: u64,
     fire_cursor: u32,
     due_scratch: Vec<u32>,
+    /// The run's common start.
+    start: Instant,
 }
 
 pub struct Worker<'p, R: Reactor> {
@@ -138,12 +140,17 @@ impl<'p, R: Reactor> Worker<'p, R> {
                 finished: 0,
                 fire_cursor: 0,
                 due_scratch: Vec::new(),
+                start: Instant::now(),
             },
         }
     }
 
     /// Runs ramp, hold and drain, shipping a snapshot every second and a final one.
     pub fn run(mut self, start: Instant, mut sink: impl FnMut(Snapshot)) -> std::io::Result<()> {
+        self.state.start = start;
+        if self.state.share.count == 0 {
+            self.state.metrics.all_initialized_us = Some(0);
+        }
         let plan = self.state.plan;
         let share = self.state.share;
         let my_rate = plan.ramp_per_s * share.count as f64 / plan.conns as f64;
@@ -166,7 +173,7 @@ impl<'p, R: Reactor> Worker<'p, R> {
             let st = &mut self.state;
             if st.phase == Phase::Ramp && now >= hold_start {
                 st.phase = Phase::Hold;
-                st.metrics.at_hold_start = Some(st.metrics.counters);
+                st.metrics.at_hold_start = Some(st.metrics.mark());
             }
             if st.phase < Phase::Drain && now >= hold_end {
                 st.begin_drain(now, &mut self.outbox);
@@ -300,6 +307,10 @@ impl State<'_> {
                     if !conn.has(INITIALIZED) {
                         conn.set(INITIALIZED, true);
                         self.metrics.counters.initialized += 1;
+                        if self.metrics.counters.initialized == self.share.count {
+                            let after = now.saturating_duration_since(self.start);
+                            self.metrics.all_initialized_us = Some(after.as_micros() as u64);
+                        }
                     }
                 }
                 Event::Response {
@@ -449,10 +460,9 @@ impl State<'_> {
     fn begin_drain(&mut self, now: Instant, outbox: &mut Outbox) {
         self.phase = Phase::Drain;
         self.metrics.counters.failed = self.share.count - self.open;
-        self.metrics
-            .at_hold_start
-            .get_or_insert(self.metrics.counters);
-        self.metrics.at_hold_end = Some(self.metrics.counters);
+        let mark = self.metrics.mark();
+        self.metrics.at_hold_start.get_or_insert(mark);
+        self.metrics.at_hold_end = Some(mark);
         self.connect_queue.clear();
         for slot in 0..self.conns.len() as u32 {
             let conn = &mut self.conns[slot as usize];

@@ -98,6 +98,9 @@ pub struct BehaviourArgs {
     /// Forget HTTP sessions unused this long (off: keep until DELETE)
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     session_ttl: Ttl,
+    /// Answer Streamable HTTP requests without Mcp-Session-Id statelessly (no initialize needed)
+    #[arg(long)]
+    stateless: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +135,7 @@ impl BehaviourArgs {
             write_timeout: self.write_timeout,
             output_cap: self.output_cap,
             session_ttl: self.session_ttl.0,
+            stateless: self.stateless,
         }
     }
 
@@ -166,6 +170,9 @@ impl BehaviourArgs {
         }
         if self.chunked {
             args.push("--chunked".into());
+        }
+        if self.stateless {
+            args.push("--stateless".into());
         }
         args.into_iter().map(OsString::from).collect()
     }

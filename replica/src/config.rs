@@ -38,6 +38,9 @@ pub struct Behaviour {
     pub output_cap: usize,
     /// HTTP sessions unused for this long are forgotten (`None`: kept until DELETE).
     pub session_ttl: Option<Duration>,
+    /// Answer Streamable HTTP requests that carry no `Mcp-Session-Id` without a session, as a
+    /// stateless server does (no `initialize` needed).
+    pub stateless: bool,
 }
 
 impl Default for Behaviour {
@@ -56,6 +59,7 @@ impl Default for Behaviour {
             write_timeout: Duration::from_secs(30),
             output_cap: 1024 * 1024,
             session_ttl: Some(Duration::from_secs(3600)),
+            stateless: false,
         }
     }
 }

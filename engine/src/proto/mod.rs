@@ -117,6 +117,9 @@ pub struct Context {
     pub max_message: usize,
     /// Pause before reconnecting after a lost connection.
     pub reconnect_backoff: Duration,
+    /// No `initialize`: every request stands alone (a stateless server, or a plain JSON-RPC
+    /// endpoint), without a session id, and reuses id 1 since no session spans requests.
+    pub stateless: bool,
 }
 
 /// What the reactor must do with the session's connection after the last call.

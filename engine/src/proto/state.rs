@@ -83,6 +83,8 @@ mod flag {
     pub const HEADER_REPLICA: u8 = 8;
     /// The request in flight carried an `Mcp-Session-Id`.
     pub const SENT_SID: u8 = 16;
+    /// No handshake: requests stand alone and reuse one id.
+    pub const STATELESS: u8 = 32;
 }
 
 /// Per-call inputs: the shared settings, the time, and where events go.
@@ -268,9 +270,10 @@ impl Core {
         io.ev.push(Event::Connected {
             took: since(io.t, self.mark),
         });
-        if Self::is_health(io.cx) {
+        if Self::is_health(io.cx) || io.cx.stateless {
             self.mcp = Mcp::Ready;
             self.failures = 0;
+            self.set(flag::STATELESS, io.cx.stateless);
         }
         self.advance(io);
     }
@@ -391,7 +394,9 @@ impl Core {
     }
 
     fn send(&mut self, t: u64, what: u8, wait: Wait) {
-        if what != tx::INITIALIZED {
+        if self.has(flag::STATELESS) {
+            self.next_id = 2;
+        } else if what != tx::INITIALIZED {
             self.next_id = self.next_id.wrapping_add(1);
         }
         self.tx |= what;

@@ -40,6 +40,7 @@ pub fn context(transport: Transport, scenario: Scenario, pacing: Pacing) -> Cont
         request_timeout: REQUEST_TIMEOUT,
         max_message: MAX_MESSAGE,
         reconnect_backoff: BACKOFF,
+        stateless: false,
     }
 }
 

@@ -566,3 +566,48 @@ fn health_sends_plain_gets() {
     assert_eq!(h.events(), vec![instant_ok(), Event::Closed]);
     assert_eq!(h.s.action(), Action::Close);
 }
+
+#[test]
+fn stateless_requests_skip_the_handshake_and_reuse_id_one() {
+    let mut cx = context(Transport::Http, Scenario::Ping, closed(0));
+    cx.stateless = true;
+    let mut h = Harness::new(cx);
+    h.connect();
+    assert!(h.s.is_initialized(), "no handshake to wait for");
+    for _ in 0..3 {
+        let ping = one_request(&mut h);
+        assert_eq!(rpc(&ping), ("ping".into(), Some(1)));
+        assert_eq!(ping.header("Mcp-Session-Id"), None);
+        h.feed(&json_response(
+            &[],
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        ));
+    }
+    let events = h.events();
+    let ok = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Response {
+                    outcome: crate::proto::Outcome::Ok,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(ok, 3, "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Initialized { .. }))
+    );
+    assert_eq!(rpc(&one_request(&mut h)), ("ping".into(), Some(1)));
+    h.s.shutdown(&h.cx, h.now, &mut Vec::new());
+    h.feed(&json_response(
+        &[],
+        r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+    ));
+    assert!(h.sent().is_empty(), "no session to DELETE");
+    assert_eq!(h.s.action(), Action::Close);
+}

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use super::Next;
 use super::head::{Method, RequestHead, Route, SessionHeader};
 use super::response::{self, Response};
-use crate::mcp::{self, Fault, Lifecycle, Reply};
+use crate::mcp::{self, Fault, Lifecycle, Reply, Version};
 use crate::metrics::ErrorCode;
 use crate::outbox::Io;
 use crate::proto::Flow;
@@ -137,8 +137,11 @@ fn mcp_post(head: &RequestHead, body: &[u8], io: &mut Io<'_>) -> Next {
     let id = message.id();
     let now = io.now;
     let sessions = &io.w.shared.sessions;
+    let stateless = io.w.behaviour().stateless
+        && matches!(head.session, SessionHeader::Absent)
+        && !message.is_initialize();
     let session = match head.session {
-        SessionHeader::Absent if message.is_initialize() => None,
+        SessionHeader::Absent if message.is_initialize() || stateless => None,
         SessionHeader::Absent => {
             let fault = Fault::new(
                 ErrorCode::NotInitialized,
@@ -165,13 +168,15 @@ fn mcp_post(head: &RequestHead, body: &[u8], io: &mut Io<'_>) -> Next {
         return mcp_fault(io, head, 400, id, fault);
     }
     let mut life = Lifecycle {
-        version: session.map(|(_, v)| v),
+        version: session
+            .map(|(_, v)| v)
+            .or(stateless.then_some(Version::V2025_11_25)),
     };
     let reply = mcp::handle_message(message, &mut life, io.w, &mut io.bufs.json);
     let session_id = match (session, life.version) {
         (Some((sid, _)), _) => Some(sid),
-        (None, Some(version)) => Some(sessions.create(version, now)),
-        (None, None) => None,
+        (None, Some(version)) if !stateless => Some(sessions.create(version, now)),
+        (None, _) => None,
     };
     match reply {
         Reply::Drop => Next::Flow(Flow::CloseNow),

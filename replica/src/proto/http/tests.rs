@@ -94,6 +94,26 @@ fn pipelined_requests_are_answered_identically_at_every_split() {
 }
 
 #[test]
+fn stateless_mode_answers_without_a_session() {
+    let mut h = Harness::new(Transport::Http, &["--stateless"]);
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    for _ in 0..2 {
+        h.feed(post(ping, "").as_bytes());
+        let r = &replies(&mut h)[0];
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), json!({"jsonrpc":"2.0","id":1,"result":{}}));
+        assert_eq!(r.header("mcp-session-id"), None, "no session is minted");
+    }
+    let init = r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-11-25","clientInfo":{"name":"t","version":"1"},"capabilities":{}}}"#;
+    h.feed(post(init, "").as_bytes());
+    let r = &replies(&mut h)[0];
+    assert!(
+        r.header("mcp-session-id").is_some(),
+        "initialize still starts a session"
+    );
+}
+
+#[test]
 fn session_rules() {
     let mut h = Harness::new(Transport::Http, &[]);
     let ping = r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#;
