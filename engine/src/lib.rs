@@ -1,6 +1,7 @@
 //! The load engine: plan, shards, reactors, metrics and reports around a sans-IO protocol core.
 
 pub mod cli;
+pub mod flags;
 pub mod fleet;
 pub mod layout;
 pub mod metrics;

@@ -6,6 +6,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::flags::Flags;
 use crate::metrics::{Snapshot, UNKNOWN_REPLICA, WorkerMetrics};
 use crate::plan::Plan;
 use crate::proto::{Action, Context, ErrorKind, Event, Outcome, Session};
@@ -20,6 +21,9 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 /// Tokens the ramp bucket may save up: a short burst at most.
 const RAMP_BURST: f64 = 64.0;
 const NO_DEADLINE: u64 = u64::MAX;
+/// Timer resolution. Session deadlines (the next ping, timeouts, reconnects) need no finer
+/// grain, and latencies are measured from the actual send, so coarser ticks only batch work.
+const TIMER_TICK_NS: u128 = 1_000_000;
 
 /// Which global connections a worker owns: `first, first + stride, ...`, `count` of them.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +52,7 @@ struct Conn {
     /// Earliest time a timer entry for this slot sits in the heap (µs since the epoch).
     armed: u64,
     replica: u16,
-    flags: u8,
+    flags: Flags,
 }
 
 const HAS_SOCKET: u8 = 1;
@@ -60,18 +64,6 @@ const QUEUED: u8 = 1 << 5;
 const FINISHED: u8 = 1 << 6;
 
 impl Conn {
-    fn has(&self, f: u8) -> bool {
-        self.flags & f != 0
-    }
-
-    fn set(&mut self, f: u8, on: bool) {
-        if on {
-            self.flags |= f;
-        } else {
-            self.flags &= !f;
-        }
-    }
-
     fn token(&self, slot: u32) -> Token {
         Token {
             slot,
@@ -118,7 +110,7 @@ impl<'p, R: Reactor> Worker<'p, R> {
                     generation: 0,
                     armed: NO_DEADLINE,
                     replica: UNKNOWN_REPLICA,
-                    flags: 0,
+                    flags: Flags::default(),
                 }
             })
             .collect();
@@ -245,16 +237,16 @@ impl State<'_> {
     fn start_connect(&mut self, slot: u32, now: Instant, outbox: &mut Outbox) {
         let global = self.share.global(slot);
         let conn = &mut self.conns[slot as usize];
-        conn.set(QUEUED, false);
-        if conn.has(FINISHED) {
+        conn.flags.set(QUEUED, false);
+        if conn.flags.has(FINISHED) {
             return;
         }
-        if !conn.has(ATTEMPTED) {
-            conn.set(ATTEMPTED, true);
+        if !conn.flags.has(ATTEMPTED) {
+            conn.flags.set(ATTEMPTED, true);
             self.metrics.counters.attempted += 1;
         }
         conn.generation = (conn.generation + 1) & GENERATION_MASK;
-        conn.set(HAS_SOCKET, true);
+        conn.flags.set(HAS_SOCKET, true);
         conn.session.on_connect_start(&self.cx, now);
         let target = &self.cx.targets[conn.session.target() as usize];
         outbox.connect(conn.token(slot), target.addr, self.plan.source_of(global));
@@ -273,7 +265,7 @@ impl State<'_> {
         let Some(conn) = self.conns.get_mut(token.slot as usize) else {
             return;
         };
-        if conn.generation != token.generation || !conn.has(HAS_SOCKET) {
+        if conn.generation != token.generation || !conn.flags.has(HAS_SOCKET) {
             return;
         }
         let (cx, ev) = (&self.cx, &mut self.events);
@@ -297,15 +289,15 @@ impl State<'_> {
             match ev {
                 Event::Connected { took } => {
                     self.metrics.connected(took);
-                    if !conn.has(ESTABLISHED) {
-                        conn.set(ESTABLISHED, true);
+                    if !conn.flags.has(ESTABLISHED) {
+                        conn.flags.set(ESTABLISHED, true);
                         self.metrics.counters.established += 1;
                     }
                 }
                 Event::Initialized { took } => {
                     self.metrics.initialized(took, conn.replica);
-                    if !conn.has(INITIALIZED) {
-                        conn.set(INITIALIZED, true);
+                    if !conn.flags.has(INITIALIZED) {
+                        conn.flags.set(INITIALIZED, true);
                         self.metrics.counters.initialized += 1;
                         if self.metrics.counters.initialized == self.share.count {
                             let after = now.saturating_duration_since(self.start);
@@ -338,8 +330,8 @@ impl State<'_> {
             }
         }
         let open = conn.session.is_initialized();
-        if open != conn.has(OPEN) {
-            conn.set(OPEN, open);
+        if open != conn.flags.has(OPEN) {
+            conn.flags.set(OPEN, open);
             if open {
                 self.open += 1;
             } else {
@@ -348,31 +340,31 @@ impl State<'_> {
             self.metrics.set_open(self.open);
         }
         let token = conn.token(slot);
-        if conn.has(HAS_SOCKET) {
+        if conn.flags.has(HAS_SOCKET) {
             let (session, cx) = (&mut conn.session, &self.cx);
             outbox.send_with(token, |buf| while session.poll_transmit(cx, now, buf) {});
         }
         match conn.session.action() {
             Action::Keep => {}
             Action::Connect => {
-                if conn.has(HAS_SOCKET) {
+                if conn.flags.has(HAS_SOCKET) {
                     outbox.close(token);
-                    conn.set(HAS_SOCKET, false);
+                    conn.flags.set(HAS_SOCKET, false);
                 }
                 if self.phase == Phase::Drain {
                     self.finish(slot);
                     return;
                 }
                 let due = conn.session.next_deadline().is_none_or(|d| d <= now);
-                if due && !conn.has(QUEUED) {
-                    conn.set(QUEUED, true);
+                if due && !conn.flags.has(QUEUED) {
+                    conn.flags.set(QUEUED, true);
                     self.connect_queue.push_back(slot);
                 }
             }
             Action::Close => {
-                if conn.has(HAS_SOCKET) {
+                if conn.flags.has(HAS_SOCKET) {
                     outbox.close(token);
-                    conn.set(HAS_SOCKET, false);
+                    conn.flags.set(HAS_SOCKET, false);
                 }
                 self.finish(slot);
                 return;
@@ -386,11 +378,13 @@ impl State<'_> {
         let Some(at) = conn.session.next_deadline() else {
             return;
         };
-        // Rounded up, so a timer never fires before its deadline.
-        let at = at
+        // Rounded up to the next tick, so a timer never fires early and the timers due within
+        // one tick share a wake-up.
+        let ticks = at
             .saturating_duration_since(self.epoch)
             .as_nanos()
-            .div_ceil(1000) as u64;
+            .div_ceil(TIMER_TICK_NS);
+        let at = (ticks * (TIMER_TICK_NS / 1000)) as u64;
         if at < conn.armed {
             self.conns[slot as usize].armed = at;
             self.timers.push(Reverse((at, slot)));
@@ -408,7 +402,7 @@ impl State<'_> {
             }
             self.timers.pop();
             let conn = &mut self.conns[slot as usize];
-            if conn.armed != at || conn.has(FINISHED) {
+            if conn.armed != at || conn.flags.has(FINISHED) {
                 continue;
             }
             conn.armed = NO_DEADLINE;
@@ -421,11 +415,11 @@ impl State<'_> {
         for &slot in &due_slots {
             let conn = &mut self.conns[slot as usize];
             let due = conn.session.next_deadline().is_some_and(|d| d <= now);
-            if !conn.has(HAS_SOCKET) && conn.session.action() == Action::Connect {
+            if !conn.flags.has(HAS_SOCKET) && conn.session.action() == Action::Connect {
                 if !due {
                     self.arm(slot);
-                } else if !conn.has(QUEUED) && self.phase < Phase::Drain {
-                    conn.set(QUEUED, true);
+                } else if !conn.flags.has(QUEUED) && self.phase < Phase::Drain {
+                    conn.flags.set(QUEUED, true);
                     self.connect_queue.push_back(slot);
                 }
                 continue;
@@ -448,7 +442,7 @@ impl State<'_> {
             let slot = self.fire_cursor;
             self.fire_cursor = (self.fire_cursor + 1) % n;
             let conn = &mut self.conns[slot as usize];
-            if conn.has(OPEN) {
+            if conn.flags.has(OPEN) {
                 conn.session.fire(&self.cx, now, intended, &mut self.events);
                 self.settle(slot, now, outbox);
                 return;
@@ -466,11 +460,11 @@ impl State<'_> {
         self.connect_queue.clear();
         for slot in 0..self.conns.len() as u32 {
             let conn = &mut self.conns[slot as usize];
-            conn.set(QUEUED, false);
-            if conn.has(FINISHED) {
+            conn.flags.set(QUEUED, false);
+            if conn.flags.has(FINISHED) {
                 continue;
             }
-            if conn.has(HAS_SOCKET) {
+            if conn.flags.has(HAS_SOCKET) {
                 conn.session.shutdown(&self.cx, now, &mut self.events);
                 self.settle(slot, now, outbox);
             } else {
@@ -483,11 +477,11 @@ impl State<'_> {
     fn abandon(&mut self, outbox: &mut Outbox) {
         for slot in 0..self.conns.len() as u32 {
             let conn = &mut self.conns[slot as usize];
-            if conn.has(HAS_SOCKET) {
+            if conn.flags.has(HAS_SOCKET) {
                 outbox.close(conn.token(slot));
-                conn.set(HAS_SOCKET, false);
+                conn.flags.set(HAS_SOCKET, false);
             }
-            if !conn.has(FINISHED) {
+            if !conn.flags.has(FINISHED) {
                 self.finish(slot);
             }
         }
@@ -499,12 +493,12 @@ impl State<'_> {
 
     fn finish(&mut self, slot: u32) {
         let conn = &mut self.conns[slot as usize];
-        if !conn.has(FINISHED) {
-            conn.set(FINISHED, true);
+        if !conn.flags.has(FINISHED) {
+            conn.flags.set(FINISHED, true);
             self.finished += 1;
         }
-        if conn.has(OPEN) {
-            conn.set(OPEN, false);
+        if conn.flags.has(OPEN) {
+            conn.flags.set(OPEN, false);
             self.open -= 1;
             self.metrics.set_open(self.open);
         }

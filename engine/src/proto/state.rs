@@ -8,6 +8,7 @@ use super::http::{self, BodyMode, ContentType, Extra, Halt, Head};
 use super::idents::{Field, Idents};
 use super::json::{self, Reply, Str};
 use super::{Context, ErrorKind, Event, Outcome, Pacing, Scenario, Target, Transport, mcp, ws};
+use crate::flags::Flags;
 
 /// "No time": no deadline set.
 pub const NONE: u64 = u64::MAX;
@@ -137,7 +138,7 @@ pub struct Core {
     pub wait: Wait,
     pub mcp: Mcp,
     pub tx: u8,
-    flags: u8,
+    flags: Flags,
     /// Failed handshakes (and session losses) since the session last worked.
     strikes: u8,
     /// Consecutive connect or handshake failures: grows the backoff.
@@ -164,7 +165,7 @@ impl Core {
             wait: Wait::Nothing,
             mcp: Mcp::Fresh,
             tx: 0,
-            flags: 0,
+            flags: Flags::default(),
             strikes: 0,
             failures: 0,
         }
@@ -196,20 +197,8 @@ impl Core {
         (self.rand() as u32).to_ne_bytes()
     }
 
-    fn has(&self, f: u8) -> bool {
-        self.flags & f != 0
-    }
-
-    fn set(&mut self, f: u8, on: bool) {
-        if on {
-            self.flags |= f;
-        } else {
-            self.flags &= !f;
-        }
-    }
-
     pub fn closing(&self) -> bool {
-        self.has(flag::CLOSING)
+        self.flags.has(flag::CLOSING)
     }
 
     fn is_health(cx: &Context) -> bool {
@@ -259,21 +248,21 @@ impl Core {
         self.wait = Wait::Nothing;
         self.tx = 0;
         self.replies = None;
-        self.set(flag::ESTABLISHED | flag::PROGRESS, false);
+        self.flags.set(flag::ESTABLISHED | flag::PROGRESS, false);
     }
 
     /// The transport is up (TCP connected; WebSocket upgraded).
     pub fn established(&mut self, io: &mut Io<'_>) {
         self.phase = Phase::Open;
         self.wait = Wait::Nothing;
-        self.set(flag::ESTABLISHED, true);
+        self.flags.set(flag::ESTABLISHED, true);
         io.ev.push(Event::Connected {
             took: since(io.t, self.mark),
         });
         if Self::is_health(io.cx) || io.cx.stateless {
             self.mcp = Mcp::Ready;
             self.failures = 0;
-            self.set(flag::STATELESS, io.cx.stateless);
+            self.flags.set(flag::STATELESS, io.cx.stateless);
         }
         self.advance(io);
     }
@@ -297,7 +286,7 @@ impl Core {
         }
         let lazy = quiet
             && self.transport == Transport::Http
-            && self.has(flag::PROGRESS)
+            && self.flags.has(flag::PROGRESS)
             && matches!(self.wait, Wait::Nothing | Wait::Drain);
         match self.wait {
             Wait::Request => self.report(io, Outcome::Error(cause)),
@@ -339,8 +328,8 @@ impl Core {
     /// Plans the next connection. `lazy` (an HTTP keep-alive connection closed by the server
     /// after it answered): no backoff, and no earlier than the next request is due.
     fn reconnect(&mut self, io: &mut Io<'_>, lazy: bool) {
-        let was_established = self.has(flag::ESTABLISHED);
-        self.set(flag::ESTABLISHED | flag::PROGRESS, false);
+        let was_established = self.flags.has(flag::ESTABLISHED);
+        self.flags.set(flag::ESTABLISHED | flag::PROGRESS, false);
         self.wait = Wait::Nothing;
         self.tx = 0;
         if self.closing() {
@@ -377,7 +366,7 @@ impl Core {
         match self.mcp {
             Mcp::Fresh => {
                 self.send(io.t, tx::INITIALIZE, Wait::Initialize);
-                self.set(flag::SENT_SID, false);
+                self.flags.set(flag::SENT_SID, false);
             }
             Mcp::Acked => self.send(io.t, tx::INITIALIZED, Wait::Initialized),
             Mcp::Ready => match (&io.cx.scenario, io.cx.pacing) {
@@ -394,7 +383,7 @@ impl Core {
     }
 
     fn send(&mut self, t: u64, what: u8, wait: Wait) {
-        if self.has(flag::STATELESS) {
+        if self.flags.has(flag::STATELESS) {
             self.next_id = 2;
         } else if what != tx::INITIALIZED {
             self.next_id = self.next_id.wrapping_add(1);
@@ -408,7 +397,7 @@ impl Core {
     fn send_request(&mut self, t: u64, intended: u64) {
         self.send(t, tx::REQUEST, Wait::Request);
         self.intended = intended.min(t);
-        self.set(flag::SENT_SID, self.has_session_id());
+        self.flags.set(flag::SENT_SID, self.has_session_id());
     }
 
     /// The id of the last request sent.
@@ -505,7 +494,7 @@ impl Core {
         // The replica first, so whoever counts sessions per replica sees who initialized it.
         if let Some(name) = name {
             let known = self.idents.get(Field::Replica).unwrap_or("");
-            if !self.has(flag::HEADER_REPLICA) && !name.eq_str(known) {
+            if !self.flags.has(flag::HEADER_REPLICA) && !name.eq_str(known) {
                 self.set_replica(io, &name.decode());
             }
         }
@@ -581,7 +570,7 @@ impl Core {
 
     /// An `X-Replica` header: it names the replica from now on.
     pub fn replica_header(&mut self, io: &mut Io<'_>, value: &[u8]) {
-        self.set(flag::HEADER_REPLICA, true);
+        self.flags.set(flag::HEADER_REPLICA, true);
         if let Ok(name) = std::str::from_utf8(value) {
             self.set_replica(io, name);
         }
@@ -591,7 +580,7 @@ impl Core {
         if self.phase == Phase::Closed || self.closing() {
             return;
         }
-        self.set(flag::CLOSING, true);
+        self.flags.set(flag::CLOSING, true);
         self.owed = 0;
         let needs_delete = self.transport == Transport::Http && self.has_session_id();
         match self.phase {
@@ -792,9 +781,9 @@ impl http::Handler for HttpSide<'_, '_> {
 
     fn end(&mut self, status: u16, keep_alive: bool) -> Result<(), Halt> {
         let Self { core, io } = self;
-        core.set(flag::PROGRESS, true);
+        core.flags.set(flag::PROGRESS, true);
         let ok = (200..300).contains(&status);
-        let lost = status == 404 || (status == 400 && core.has(flag::SENT_SID));
+        let lost = status == 404 || (status == 400 && core.flags.has(flag::SENT_SID));
         match core.wait {
             Wait::Drain => core.wait = Wait::Nothing,
             Wait::Initialize => {
