@@ -221,7 +221,8 @@ impl Reactor for Epoll {
     ) -> io::Result<()> {
         outbox.drain(|cmd, bytes| self.apply(cmd, bytes));
         let wait_ms = if self.ready.is_empty() {
-            timeout.as_millis().min(i32::MAX as u128) as i32
+            // Rounded up: a sub-millisecond wait must not become a busy poll.
+            timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
         } else {
             0
         };
