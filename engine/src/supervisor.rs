@@ -135,11 +135,7 @@ impl<'a> Supervisor<'a> {
     /// about once a second (e.g. to forward a stop request).
     pub fn run(mut self, rx: &Receiver<Msg>, mut on_tick: impl FnMut()) -> Collected {
         let tty = std::io::stderr().is_terminal();
-        let progress_every = if tty {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(5)
-        };
+        let progress_every = Duration::from_secs(1);
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         let mut next_progress = Instant::now() + progress_every;
         let mut last_progress = Instant::now();

@@ -246,7 +246,7 @@ fn conntrack_table_too_small_is_refused_and_absent_conntrack_is_fine() {
     assert_eq!(conntrack.current, "65536 (12 in use)");
     assert!(
         conntrack.message.contains(
-            "`deployer tune apply --profile 100k` (sets net.netfilter.nf_conntrack_max = 262144)"
+            "`deployer tune apply --profile 100k` (sets net.netfilter.nf_conntrack_max = 524288)"
         ),
         "{}",
         conntrack.message

@@ -98,7 +98,9 @@ pub(super) fn check_conntrack<S: SysctlStore + ?Sized>(
         Severity::Ok => format!("{} of the free entries", percent(facts.conns, available)),
         _ => format!(
             "{} connections need as many entries but {available} of {max} are free ({in_use} in use); \
-             a full table drops new connections (\"nf_conntrack: table full\"): {}",
+             a full table drops new connections (\"nf_conntrack: table full\"): {}, or wait for the \
+             entries of earlier runs to expire (closed connections stay net.netfilter.\
+             nf_conntrack_tcp_timeout_time_wait seconds, 120 by default)",
             facts.conns,
             tune_fix(SETTING, (in_use + facts.conns).saturating_mul(5) / 4)
         ),
