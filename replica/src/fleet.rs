@@ -227,6 +227,9 @@ impl Fleet {
                 let mut none: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut none);
                 libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                // Their own process group: a terminal's Ctrl-C goes to the parent, which stops
+                // them itself (after its own clean close, in the engine's case).
+                libc::setpgid(0, 0);
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }

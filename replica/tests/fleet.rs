@@ -146,7 +146,9 @@ fn a_child_that_cannot_start_is_named_with_its_stderr() {
     let err = Fleet::start(spec, TIMEOUT).unwrap_err();
     match &err {
         FleetError::EarlyExit { id, stderr, .. } => {
-            assert_eq!(id, "r1");
+            // r1 has the taken port; r2 (the next port) may find it taken too, and either may
+            // be seen first: the error names the one it reports, with that child's stderr.
+            assert!(id == "r1" || id == "r2", "{id}");
             assert!(stderr.contains("cannot listen"), "{stderr}");
         }
         other => panic!("unexpected {other}"),

@@ -1,43 +1,24 @@
-//! Conformance against the official MCP Python SDK (PyPI `mcp`) as a client over Streamable
-//! HTTP, JSON and SSE replies, through `tests/peers/python_client.py`.
-//!
-//! Python is `$MCP_PYTHON`, else `<workspace>/.venv/bin/python3`. Without it (or without `mcp`
-//! installed there) the tests skip with a message, except under `CI=true`, where they fail.
+//! Replica conformance against the official MCP Python SDK (PyPI `mcp`) as a client over
+//! Streamable HTTP, JSON and SSE replies, through `tests/peers/python_client.py`.
 
-mod common;
-
-use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
+use e2e::{bin, python_with_mcp};
+use replica::fleet::{Fleet, FleetSpec};
 use serde_json::{Value, json};
 
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("MCP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python3"));
-    let has_mcp = Command::new(&candidate)
-        .args(["-c", "import mcp"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if has_mcp {
-        return Some(candidate);
-    }
-    let why = format!(
-        "no Python with the `mcp` package at {} (set MCP_PYTHON, or run: python3 -m venv .venv && .venv/bin/pip install -r tests/peers/requirements.txt)",
-        candidate.display()
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    eprintln!("skipping the Python SDK conformance test: {why}");
-    None
-}
-
 fn run_python_client(args: &[&str], mode: &str) -> Option<Value> {
-    let python = python()?;
-    let (_fleet, m) = common::start(args);
-    let url = format!("http://{}/mcp", m.http.unwrap());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/python_client.py");
+    let python = python_with_mcp()?;
+    let mut spec = FleetSpec::new(bin("replica"), 1);
+    spec.extra_args = ["--threads", "1"]
+        .iter()
+        .chain(args)
+        .map(Into::into)
+        .collect();
+    let fleet = Fleet::start(spec, Duration::from_secs(10)).expect("replica starts");
+    let url = format!("http://{}/mcp", fleet.members()[0].http.unwrap());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/python_client.py");
     let out = Command::new(python)
         .args([script, &url, mode])
         .env("PYTHONWARNINGS", "ignore")
