@@ -72,8 +72,7 @@ impl Layout {
 
     /// How many of `conns` global connections worker `id` owns.
     pub fn conns_of_worker(&self, conns: u64, id: u32) -> u64 {
-        let w = u64::from(self.total_workers);
-        conns / w + u64::from(u64::from(id) < conns % w)
+        round_robin_share(conns, u64::from(self.total_workers), u64::from(id))
     }
 
     /// The largest share of one process.
@@ -84,6 +83,11 @@ impl Layout {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// How many of `total` items dealt round robin over `parts` land on part `index`.
+pub fn round_robin_share(total: u64, parts: u64, index: u64) -> u64 {
+    total / parts + u64::from(index < total % parts)
 }
 
 #[cfg(test)]

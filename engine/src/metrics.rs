@@ -231,9 +231,14 @@ impl WorkerMetrics {
         }
     }
 
-    pub fn set_open(&mut self, open: u64) {
-        self.counters.open = open;
-        self.counters.peak_open = self.counters.peak_open.max(open);
+    /// One session opened (initialized) or stopped being open.
+    pub fn open_changed(&mut self, opened: bool) {
+        if opened {
+            self.counters.open += 1;
+            self.counters.peak_open = self.counters.peak_open.max(self.counters.open);
+        } else {
+            self.counters.open -= 1;
+        }
     }
 
     /// The index for a replica name, interning it on first sight (names beyond 65,534 distinct

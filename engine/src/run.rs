@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{Cli, IoArg};
 use crate::fleet::EmbeddedFleet;
-use crate::layout::Layout;
+use crate::layout::{Layout, round_robin_share};
 use crate::plan::{Plan, Settings, UsageError};
 use crate::proto::Target;
 use crate::reactor::{Backend, uring};
@@ -167,8 +167,7 @@ fn preflight(plan: &Plan, layout: &Layout) -> Result<tuning::Report, RunError> {
     let mut per_destination: BTreeMap<SocketAddr, u64> = BTreeMap::new();
     let n = plan.targets.len() as u64;
     for (i, t) in plan.targets.iter().enumerate() {
-        let share = plan.conns / n + u64::from((i as u64) < plan.conns % n);
-        *per_destination.entry(t.addr).or_default() += share;
+        *per_destination.entry(t.addr).or_default() += round_robin_share(plan.conns, n, i as u64);
     }
     let facts = tuning::PlanFacts {
         conns: plan.conns,

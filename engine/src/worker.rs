@@ -85,7 +85,6 @@ struct State<'p> {
     events: Vec<Event>,
     epoch: Instant,
     phase: Phase,
-    open: u64,
     finished: u64,
     fire_cursor: u32,
     due_scratch: Vec<u32>,
@@ -128,7 +127,6 @@ impl<'p, R: Reactor> Worker<'p, R> {
                 events: Vec::new(),
                 epoch: Instant::now(),
                 phase: Phase::Ramp,
-                open: 0,
                 finished: 0,
                 fire_cursor: 0,
                 due_scratch: Vec::new(),
@@ -332,12 +330,7 @@ impl State<'_> {
         let open = conn.session.is_initialized();
         if open != conn.flags.has(OPEN) {
             conn.flags.set(OPEN, open);
-            if open {
-                self.open += 1;
-            } else {
-                self.open -= 1;
-            }
-            self.metrics.set_open(self.open);
+            self.metrics.open_changed(open);
         }
         let token = conn.token(slot);
         if conn.flags.has(HAS_SOCKET) {
@@ -453,7 +446,7 @@ impl State<'_> {
 
     fn begin_drain(&mut self, now: Instant, outbox: &mut Outbox) {
         self.phase = Phase::Drain;
-        self.metrics.counters.failed = self.share.count - self.open;
+        self.metrics.counters.failed = self.share.count - self.metrics.counters.open;
         let mark = self.metrics.mark();
         self.metrics.at_hold_start.get_or_insert(mark);
         self.metrics.at_hold_end = Some(mark);
@@ -485,10 +478,6 @@ impl State<'_> {
                 self.finish(slot);
             }
         }
-        if self.open > 0 {
-            self.open = 0;
-            self.metrics.set_open(0);
-        }
     }
 
     fn finish(&mut self, slot: u32) {
@@ -499,8 +488,7 @@ impl State<'_> {
         }
         if conn.flags.has(OPEN) {
             conn.flags.set(OPEN, false);
-            self.open -= 1;
-            self.metrics.set_open(self.open);
+            self.metrics.open_changed(false);
         }
     }
 }
