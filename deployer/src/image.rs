@@ -268,6 +268,14 @@ mod tests {
         elf
     }
 
+    fn entry_names(ctx: &[u8]) -> Vec<String> {
+        tar::Archive::new(ctx)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
     #[test]
     fn static_binary_goes_in_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -275,12 +283,7 @@ mod tests {
         std::fs::write(&bin, synthetic_elf(1)).unwrap();
         let (ctx, is_static, libs) = build_context(&bin).unwrap();
         assert!(is_static && libs.is_empty());
-        let mut archive = tar::Archive::new(ctx.as_slice());
-        let names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        let names = entry_names(&ctx);
         assert_eq!(names, ["Dockerfile", "rootfs/replica"]);
     }
 
@@ -306,12 +309,7 @@ mod tests {
         let (ctx, is_static, libs) = build_context(&me).unwrap();
         assert!(!is_static);
         assert!(libs.iter().any(|l| l.contains("libc.so")), "{libs:?}");
-        let mut archive = tar::Archive::new(ctx.as_slice());
-        let names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
+        let names = entry_names(&ctx);
         assert_eq!(names[0], "Dockerfile");
         assert_eq!(names[1], "rootfs/replica");
         assert!(
